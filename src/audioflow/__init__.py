@@ -1,0 +1,114 @@
+"""audioflow: any audio or video file to a timed transcript, as an async library.
+
+Only the names in ``__all__`` are public; everything in a ``_module`` is private.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
+from .errors import (
+    AudioflowError,
+    ConfigurationError,
+    CorruptMediaError,
+    DecodeError,
+    InvalidTransitionError,
+    JobCorruptedError,
+    JobExistsError,
+    JobNotFoundError,
+    LeaseLostError,
+    MediaTooLongError,
+    MissingDependencyError,
+    NoAudioStreamError,
+    RateLimitedError,
+    RenderError,
+    StageError,
+    StoreError,
+    StoreUnavailableError,
+    TranscriberAuthError,
+    TranscriberUnavailableError,
+    TranscriptionError,
+    UnsupportedMediaError,
+)
+from .records import (
+    AudioChunk,
+    EventKind,
+    Job,
+    JobChanges,
+    JobError,
+    JobEvent,
+    JobOptions,
+    JobPage,
+    JobResult,
+    JobStatus,
+    Lease,
+    MediaInfo,
+    Progress,
+    QualityReport,
+    SpeechSegment,
+    Transcript,
+    TranscriptSegment,
+    Usage,
+    Word,
+)
+from .store import JobFields, JobStore, MemoryJobStore
+
+if TYPE_CHECKING:
+    from .store.redis import RedisJobStore
+
+__all__ = [
+    "AudioChunk",
+    "AudioflowError",
+    "ConfigurationError",
+    "CorruptMediaError",
+    "DecodeError",
+    "EventKind",
+    "InvalidTransitionError",
+    "Job",
+    "JobChanges",
+    "JobCorruptedError",
+    "JobError",
+    "JobEvent",
+    "JobExistsError",
+    "JobFields",
+    "JobNotFoundError",
+    "JobOptions",
+    "JobPage",
+    "JobResult",
+    "JobStatus",
+    "JobStore",
+    "Lease",
+    "LeaseLostError",
+    "MediaInfo",
+    "MediaTooLongError",
+    "MemoryJobStore",
+    "MissingDependencyError",
+    "NoAudioStreamError",
+    "Progress",
+    "QualityReport",
+    "RateLimitedError",
+    "RedisJobStore",
+    "RenderError",
+    "SpeechSegment",
+    "StageError",
+    "StoreError",
+    "StoreUnavailableError",
+    "Transcript",
+    "TranscriptSegment",
+    "TranscriberAuthError",
+    "TranscriberUnavailableError",
+    "TranscriptionError",
+    "UnsupportedMediaError",
+    "Usage",
+    "Word",
+    "__version__",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RedisJobStore":
+        from .store.redis import RedisJobStore
+
+        return RedisJobStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,298 @@
+"""The typed records that cross every audioflow boundary.
+
+All records are frozen, keyword-only :class:`msgspec.Struct` s. Persisted records follow
+msgspec's schema-evolution rules: they never forbid unknown fields (an older reader skips
+fields a newer writer added), every field added later gets a default, and a field's type
+never changes. Times are float seconds on the original media timeline; timestamps are
+timezone-aware UTC :class:`~datetime.datetime` s.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "FINISHED_STATUSES",
+    "TERMINAL_STATUSES",
+    "AudioChunk",
+    "EventKind",
+    "Job",
+    "JobChanges",
+    "JobError",
+    "JobEvent",
+    "JobOptions",
+    "JobPage",
+    "JobResult",
+    "JobStatus",
+    "Lease",
+    "MediaInfo",
+    "Progress",
+    "QualityReport",
+    "SpeechSegment",
+    "Transcript",
+    "TranscriptSegment",
+    "Usage",
+    "Word",
+    "utcnow",
+]
+
+
+def utcnow() -> datetime:
+    """The current time as an aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+class JobStatus(enum.StrEnum):
+    """Where a job is in its life. See the legal moves in ``audioflow.store``."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+#: Statuses a job never leaves; the job is immutable once it reaches one.
+TERMINAL_STATUSES: frozenset[JobStatus] = frozenset({JobStatus.COMPLETED, JobStatus.CANCELLED})
+#: Statuses that end a run (``failed`` can still be retried explicitly).
+FINISHED_STATUSES: frozenset[JobStatus] = TERMINAL_STATUSES | {JobStatus.FAILED}
+
+
+class _Record(msgspec.Struct, frozen=True, kw_only=True):
+    pass
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+class JobOptions(_Record):
+    """What the caller asked for. Unknown to a stage means "use the stage's default"."""
+
+    formats: tuple[str, ...] = ("srt", "vtt", "json", "txt", "md")
+    language: str | None = None
+    transcriber: str | None = None
+    max_duration: float | None = None
+    extra: dict[str, str] = {}
+
+
+class Progress(_Record):
+    """Where the job is inside the pipeline; ``fraction`` runs 0..1."""
+
+    stage: str | None = None
+    fraction: float = 0.0
+    message: str = ""
+    updated_at: datetime | None = None
+
+
+class JobError(_Record):
+    """Why a job failed: the exception type's name, its message and the stage."""
+
+    type: str
+    message: str
+    stage: str | None = None
+
+
+class Lease(_Record):
+    """A worker's claim on a running job.
+
+    ``token`` fences writes: a write that carries a token other than the current
+    lease's, or arrives after ``expires_at``, raises :class:`~audioflow.LeaseLostError`.
+    """
+
+    owner: str
+    token: str
+    expires_at: datetime
+
+
+# --------------------------------------------------------------------------- audio
+
+
+class AudioChunk(msgspec.Struct, frozen=True, kw_only=True):
+    """A run of float32 mono samples starting at ``start`` seconds. Not persisted."""
+
+    samples: npt.NDArray[np.float32]
+    start: float
+    sample_rate: int = 16_000
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+    @property
+    def end(self) -> float:
+        return self.start + self.duration
+
+
+class SpeechSegment(msgspec.Struct, frozen=True, kw_only=True):
+    """A stretch of detected speech, ``start``/``end`` on the original timeline."""
+
+    start: float
+    end: float
+    samples: npt.NDArray[np.float32]
+    sample_rate: int = 16_000
+
+
+class MediaInfo(_Record):
+    """What probing the source found."""
+
+    duration: float | None = None
+    codec: str | None = None
+    channels: int | None = None
+    sample_rate: int | None = None
+    container: str | None = None
+    has_video: bool = False
+    bit_rate: int | None = None
+    warnings: tuple[str, ...] = ()
+
+
+# --------------------------------------------------------------------------- text
+
+
+class Word(_Record):
+    """One recognised word, times in seconds on the original timeline."""
+
+    text: str
+    start: float
+    end: float
+    confidence: float | None = None
+    speaker: str | None = None
+
+
+class TranscriptSegment(_Record):
+    """A run of words (a sentence, an utterance or a window's segment)."""
+
+    start: float
+    end: float
+    text: str
+    words: tuple[Word, ...] = ()
+    speaker: str | None = None
+    language: str | None = None
+
+
+class Transcript(_Record):
+    """The whole transcript of one source."""
+
+    segments: tuple[TranscriptSegment, ...] = ()
+    language: str | None = None
+    duration: float | None = None
+
+    @property
+    def text(self) -> str:
+        return " ".join(s.text.strip() for s in self.segments if s.text.strip())
+
+
+class QualityReport(_Record):
+    """Signal-quality metrics of the decoded audio (see ``docs/`` for thresholds)."""
+
+    snr_db: float | None = None
+    rms_dbfs: float | None = None
+    peak_dbfs: float | None = None
+    clipping_ratio: float = 0.0
+    silence_ratio: float = 0.0
+    dc_offset: float = 0.0
+    score: float = 0.0
+    level: str = "poor"
+    warnings: tuple[str, ...] = ()
+
+
+class Usage(_Record):
+    """What transcription consumed and cost."""
+
+    audio_seconds: float = 0.0
+    billed_seconds: float = 0.0
+    cost: float = 0.0
+    requests: int = 0
+
+
+class JobResult(_Record):
+    """What a finished job produced; ``artifacts`` maps a format to its rendered text."""
+
+    transcript: Transcript | None = None
+    quality: QualityReport | None = None
+    media: MediaInfo | None = None
+    usage: Usage = Usage()
+    artifacts: dict[str, str] = {}
+
+
+class Job(_Record):
+    """One job's whole state, as a :class:`~audioflow.JobStore` keeps it.
+
+    ``version`` is maintained by the store (1 after ``create``, +1 on every write); the
+    value passed to ``create`` is ignored.
+    """
+
+    id: str
+    source: str = ""
+    status: JobStatus = JobStatus.QUEUED
+    options: JobOptions = JobOptions()
+    progress: Progress = Progress()
+    result: JobResult | None = None
+    artifacts: dict[str, str] = {}
+    error: JobError | None = None
+    created_at: datetime = msgspec.field(default_factory=utcnow)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    attempts: int = 0
+    lease: Lease | None = None
+    version: int = 0
+    meta: dict[str, str] = {}
+
+
+class JobChanges(_Record):
+    """The fields one store event wrote; fields it did not write are ``UNSET``."""
+
+    source: str | msgspec.UnsetType = msgspec.UNSET
+    options: JobOptions | msgspec.UnsetType = msgspec.UNSET
+    progress: Progress | msgspec.UnsetType = msgspec.UNSET
+    result: JobResult | None | msgspec.UnsetType = msgspec.UNSET
+    artifacts: dict[str, str] | msgspec.UnsetType = msgspec.UNSET
+    error: JobError | None | msgspec.UnsetType = msgspec.UNSET
+    created_at: datetime | msgspec.UnsetType = msgspec.UNSET
+    started_at: datetime | None | msgspec.UnsetType = msgspec.UNSET
+    finished_at: datetime | None | msgspec.UnsetType = msgspec.UNSET
+    attempts: int | msgspec.UnsetType = msgspec.UNSET
+    lease: Lease | None | msgspec.UnsetType = msgspec.UNSET
+    meta: dict[str, str] | msgspec.UnsetType = msgspec.UNSET
+
+    def fields(self) -> tuple[str, ...]:
+        """Names of the fields this change set, in record order."""
+        return tuple(
+            name for name in self.__struct_fields__ if getattr(self, name) is not msgspec.UNSET
+        )
+
+
+class EventKind(enum.StrEnum):
+    """What produced a :class:`JobEvent`."""
+
+    SNAPSHOT = "snapshot"
+    CREATED = "created"
+    UPDATED = "updated"
+    TRANSITIONED = "transitioned"
+    DELETED = "deleted"
+
+
+class JobEvent(_Record):
+    """One change of a job, as ``JobStore.watch`` yields it.
+
+    ``cursor`` is opaque; pass it back to ``watch(cursor=...)`` to resume after this
+    event. A ``SNAPSHOT`` event carries every field (the state when watching began).
+    """
+
+    cursor: str
+    kind: EventKind
+    job_id: str
+    version: int
+    status: JobStatus
+    changes: JobChanges = JobChanges()
+
+
+class JobPage(_Record):
+    """One page of ``JobStore.list``; ``cursor`` is ``None`` on the last page."""
+
+    jobs: tuple[Job, ...]
+    cursor: str | None = None

@@ -1,0 +1,32 @@
+"""Job stores: the protocol and the built-in backends.
+
+``RedisJobStore`` is imported lazily so that ``import audioflow`` works without the
+``redis`` extra; using it without redis-py installed raises ``MissingDependencyError``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .memory import MemoryJobStore
+from .protocol import LEGAL_TRANSITIONS, UPDATABLE_FIELDS, JobFields, JobStore
+
+if TYPE_CHECKING:
+    from .redis import RedisJobStore
+
+__all__ = [
+    "LEGAL_TRANSITIONS",
+    "UPDATABLE_FIELDS",
+    "JobFields",
+    "JobStore",
+    "MemoryJobStore",
+    "RedisJobStore",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RedisJobStore":
+        from .redis import RedisJobStore
+
+        return RedisJobStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
