@@ -63,14 +63,10 @@ TERMINAL_STATUSES: frozenset[JobStatus] = frozenset({JobStatus.COMPLETED, JobSta
 FINISHED_STATUSES: frozenset[JobStatus] = TERMINAL_STATUSES | {JobStatus.FAILED}
 
 
-class _Record(msgspec.Struct, frozen=True, kw_only=True):
-    pass
-
-
 # --------------------------------------------------------------------------- jobs
 
 
-class JobOptions(_Record):
+class JobOptions(msgspec.Struct, frozen=True, kw_only=True):
     """What the caller asked for. Unknown to a stage means "use the stage's default"."""
 
     formats: tuple[str, ...] = ("srt", "vtt", "json", "txt", "md")
@@ -80,7 +76,7 @@ class JobOptions(_Record):
     extra: dict[str, str] = {}
 
 
-class Progress(_Record):
+class Progress(msgspec.Struct, frozen=True, kw_only=True):
     """Where the job is inside the pipeline; ``fraction`` runs 0..1."""
 
     stage: str | None = None
@@ -89,7 +85,7 @@ class Progress(_Record):
     updated_at: datetime | None = None
 
 
-class JobError(_Record):
+class JobError(msgspec.Struct, frozen=True, kw_only=True):
     """Why a job failed: the exception type's name, its message and the stage."""
 
     type: str
@@ -97,7 +93,7 @@ class JobError(_Record):
     stage: str | None = None
 
 
-class Lease(_Record):
+class Lease(msgspec.Struct, frozen=True, kw_only=True):
     """A worker's claim on a running job.
 
     ``token`` fences writes: a write that carries a token other than the current
@@ -137,7 +133,7 @@ class SpeechSegment(msgspec.Struct, frozen=True, kw_only=True):
     sample_rate: int = 16_000
 
 
-class MediaInfo(_Record):
+class MediaInfo(msgspec.Struct, frozen=True, kw_only=True):
     """What probing the source found."""
 
     duration: float | None = None
@@ -153,7 +149,7 @@ class MediaInfo(_Record):
 # --------------------------------------------------------------------------- text
 
 
-class Word(_Record):
+class Word(msgspec.Struct, frozen=True, kw_only=True):
     """One recognised word, times in seconds on the original timeline."""
 
     text: str
@@ -163,7 +159,7 @@ class Word(_Record):
     speaker: str | None = None
 
 
-class TranscriptSegment(_Record):
+class TranscriptSegment(msgspec.Struct, frozen=True, kw_only=True):
     """A run of words (a sentence, an utterance or a window's segment)."""
 
     start: float
@@ -174,7 +170,7 @@ class TranscriptSegment(_Record):
     language: str | None = None
 
 
-class Transcript(_Record):
+class Transcript(msgspec.Struct, frozen=True, kw_only=True):
     """The whole transcript of one source."""
 
     segments: tuple[TranscriptSegment, ...] = ()
@@ -186,7 +182,7 @@ class Transcript(_Record):
         return " ".join(s.text.strip() for s in self.segments if s.text.strip())
 
 
-class QualityReport(_Record):
+class QualityReport(msgspec.Struct, frozen=True, kw_only=True):
     """Signal-quality metrics of the decoded audio (see ``docs/`` for thresholds)."""
 
     snr_db: float | None = None
@@ -200,7 +196,7 @@ class QualityReport(_Record):
     warnings: tuple[str, ...] = ()
 
 
-class Usage(_Record):
+class Usage(msgspec.Struct, frozen=True, kw_only=True):
     """What transcription consumed and cost."""
 
     audio_seconds: float = 0.0
@@ -209,7 +205,7 @@ class Usage(_Record):
     requests: int = 0
 
 
-class JobResult(_Record):
+class JobResult(msgspec.Struct, frozen=True, kw_only=True):
     """What a finished job produced; ``artifacts`` maps a format to its rendered text."""
 
     transcript: Transcript | None = None
@@ -219,7 +215,7 @@ class JobResult(_Record):
     artifacts: dict[str, str] = {}
 
 
-class Job(_Record):
+class Job(msgspec.Struct, frozen=True, kw_only=True):
     """One job's whole state, as a :class:`~audioflow.JobStore` keeps it.
 
     ``version`` is maintained by the store (1 after ``create``, +1 on every write); the
@@ -243,20 +239,20 @@ class Job(_Record):
     meta: dict[str, str] = {}
 
 
-class JobChanges(_Record):
+class JobChanges(msgspec.Struct, frozen=True, kw_only=True):
     """The fields one store event wrote; fields it did not write are ``UNSET``."""
 
     source: str | msgspec.UnsetType = msgspec.UNSET
     options: JobOptions | msgspec.UnsetType = msgspec.UNSET
     progress: Progress | msgspec.UnsetType = msgspec.UNSET
-    result: JobResult | None | msgspec.UnsetType = msgspec.UNSET
+    result: JobResult | msgspec.UnsetType | None = msgspec.UNSET
     artifacts: dict[str, str] | msgspec.UnsetType = msgspec.UNSET
-    error: JobError | None | msgspec.UnsetType = msgspec.UNSET
+    error: JobError | msgspec.UnsetType | None = msgspec.UNSET
     created_at: datetime | msgspec.UnsetType = msgspec.UNSET
-    started_at: datetime | None | msgspec.UnsetType = msgspec.UNSET
-    finished_at: datetime | None | msgspec.UnsetType = msgspec.UNSET
+    started_at: datetime | msgspec.UnsetType | None = msgspec.UNSET
+    finished_at: datetime | msgspec.UnsetType | None = msgspec.UNSET
     attempts: int | msgspec.UnsetType = msgspec.UNSET
-    lease: Lease | None | msgspec.UnsetType = msgspec.UNSET
+    lease: Lease | msgspec.UnsetType | None = msgspec.UNSET
     meta: dict[str, str] | msgspec.UnsetType = msgspec.UNSET
 
     def fields(self) -> tuple[str, ...]:
@@ -276,7 +272,7 @@ class EventKind(enum.StrEnum):
     DELETED = "deleted"
 
 
-class JobEvent(_Record):
+class JobEvent(msgspec.Struct, frozen=True, kw_only=True):
     """One change of a job, as ``JobStore.watch`` yields it.
 
     ``cursor`` is opaque; pass it back to ``watch(cursor=...)`` to resume after this
@@ -291,7 +287,7 @@ class JobEvent(_Record):
     changes: JobChanges = JobChanges()
 
 
-class JobPage(_Record):
+class JobPage(msgspec.Struct, frozen=True, kw_only=True):
     """One page of ``JobStore.list``; ``cursor`` is ``None`` on the last page."""
 
     jobs: tuple[Job, ...]

@@ -34,6 +34,7 @@ from ..records import (
     JobStatus,
     Lease,
 )
+from ._codec import check_values
 from ._rules import (
     DEFAULT_TTL,
     Clock,
@@ -180,7 +181,9 @@ class MemoryJobStore:
             entry = old
             entry.job, entry.expires_at = job, self._expiry()
         else:
-            entry = _Entry(job=job, expires_at=self._expiry(), events=deque(maxlen=self._max_events))
+            entry = _Entry(
+                job=job, expires_at=self._expiry(), events=deque(maxlen=self._max_events)
+            )
             self._jobs[job.id] = entry
         self._emit(entry, EventKind.CREATED, ALL_FIELDS)
         return job
@@ -193,6 +196,9 @@ class MemoryJobStore:
         self, job_id: str, *, lease_token: str | None = None, **fields: Unpack[JobFields]
     ) -> int:
         check_fields(fields)
+        if not fields:
+            raise TypeError("update() needs at least one field to write")
+        check_values(fields)
         entry = self._require(job_id)
         if entry.job.status in TERMINAL_STATUSES:
             raise InvalidTransitionError(job_id, entry.job.status, None, "it is immutable")
@@ -213,6 +219,7 @@ class MemoryJobStore:
         to = JobStatus(to)
         sources = allowed_sources(to, expect)
         values, drop_lease = transition_fields(to, fields, to_datetime(self._clock()))
+        check_values(values)
         entry = self._require(job_id)
         return self._transition(entry, to, sources, lease_token, values, drop_lease)
 
@@ -287,11 +294,8 @@ class MemoryJobStore:
             error = JobError(
                 type="LeaseExpired",
                 message=f"lease expired after {entry.job.attempts} attempt(s)",
-                stage=entry.job.progress.stage,
             )
-            values, drop = transition_fields(
-                JobStatus.FAILED, {"error": error}, to_datetime(now)
-            )
+            values, drop = transition_fields(JobStatus.FAILED, {"error": error}, to_datetime(now))
             return self._transition(entry, JobStatus.FAILED, running, None, values, drop)
         values, drop = transition_fields(JobStatus.QUEUED, {}, to_datetime(now))
         return self._transition(entry, JobStatus.QUEUED, running, None, values, drop)

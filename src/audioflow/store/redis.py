@@ -1,0 +1,485 @@
+"""``RedisJobStore``: jobs as Redis hashes, shared by any number of processes.
+
+Layout (prefix ``audioflow:`` by default)::
+
+    audioflow:{<id>}:job      hash: one msgspec-JSON value per record field, plus the
+                              private fields _lease_token and _lease_expires
+    audioflow:{<id>}:events   capped stream of change events (what ``watch`` reads)
+    audioflow:index:all       sorted set of every job, ordered by creation (``list``)
+    audioflow:index:leases    sorted set of leased jobs scored by lease expiry
+
+Every write to one job is a single Lua script over that job's two keys (same hash tag,
+so one Cluster slot): it checks, writes only the named fields, bumps ``version``, appends
+the change event and refreshes the TTL in one round trip. The two index sets are kept
+beside: written before the job changes so no job is ever missing from them, checked
+against the job on every read, and pruned lazily.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from importlib import resources
+from typing import TYPE_CHECKING, Any, NoReturn, Unpack
+
+from ..errors import (
+    InvalidTransitionError,
+    JobExistsError,
+    JobNotFoundError,
+    LeaseLostError,
+    MissingDependencyError,
+    StoreUnavailableError,
+)
+from ..records import (
+    FINISHED_STATUSES,
+    EventKind,
+    Job,
+    JobEvent,
+    JobPage,
+    JobStatus,
+    Lease,
+)
+from ._codec import (
+    FIELDS,
+    decode_changes,
+    decode_field,
+    decode_job,
+    encode_field,
+    encode_json,
+)
+from ._rules import (
+    DEFAULT_TTL,
+    Clock,
+    allowed_sources,
+    check_lease_seconds,
+    check_ttl,
+    to_datetime,
+    transition_fields,
+)
+from .memory import order_key
+from .protocol import JobFields, check_fields
+
+try:
+    import redis.asyncio as aioredis
+    import redis.exceptions as redis_errors
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialBackoff
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise MissingDependencyError("redis", "redis") from exc
+
+if TYPE_CHECKING:
+    from redis.commands.core import AsyncScript
+
+__all__ = ["RedisJobStore"]
+
+_SCRIPTS = ("create", "update", "transition", "renew", "expire_lease", "snapshot", "delete")
+_WATCH_BLOCK_MS = 1000
+_LIST_SCAN_ROUNDS = 10
+_PRUNE_GRACE = 60.0  # seconds  # index batches one ``list`` call reads at most
+
+_UNAVAILABLE = (
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    redis_errors.BusyLoadingError,
+    OSError,
+)
+
+
+def _load_script(name: str) -> str:
+    lua = resources.files(__package__).joinpath("lua")
+    prelude = lua.joinpath("_common.lua").read_text()
+    return prelude + "\n" + lua.joinpath(f"{name}.lua").read_text()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _pairs_to_dict(flat: Sequence[Any]) -> dict[str, Any]:
+    return {_text(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}
+
+
+def _status_json(status: JobStatus) -> str:
+    return f'"{status.value}"'
+
+
+class RedisJobStore:
+    """A JobStore on Redis, safe to share between processes and machines.
+
+    Args:
+        redis: a ``redis.asyncio.Redis`` you own (``decode_responses`` either way; it is
+            not closed by ``aclose``), or a URL (``redis://``, ``rediss://``,
+            ``unix://``) for a client this store creates and closes.
+        prefix: prepended to every key; give each application (and each test) its own.
+        ttl: seconds a job lives after its last write; ``None`` keeps jobs forever.
+        clock: epoch seconds for timestamps and lease expiry. Workers on several machines
+            compare lease expiry against their own clocks: keep them NTP-synced and
+            leases much longer than the skew.
+        max_events: approximate cap of each job's change stream.
+
+    Raises:
+        StoreUnavailableError: from any method, when Redis cannot be reached.
+
+    Example::
+
+        async with RedisJobStore("redis://localhost:6379/0") as store:
+            await store.create(Job(id="a", source="talk.mp3"))
+    """
+
+    def __init__(
+        self,
+        redis: aioredis.Redis | str,
+        *,
+        prefix: str = "audioflow:",
+        ttl: float | None = DEFAULT_TTL,
+        clock: Clock = time.time,
+        max_events: int = 1000,
+    ) -> None:
+        if isinstance(redis, str):
+            # Fail fast when the server is down: one quick retry, not redis-py's default
+            # of three with up to ten seconds of backoff.
+            self._redis = aioredis.Redis.from_url(
+                redis,
+                socket_connect_timeout=5,
+                retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), retries=1),
+            )
+            self._owns_client = True
+        else:
+            self._redis = redis
+            self._owns_client = False
+        self.prefix = prefix
+        self.ttl = check_ttl(ttl)
+        self._ttl_arg = "" if ttl is None else str(int(ttl * 1000))
+        self._clock = clock
+        self._max_events = str(max_events)
+        self._scripts: dict[str, AsyncScript] = {
+            name: self._redis.register_script(_load_script(name)) for name in _SCRIPTS
+        }
+        self._index_all = f"{prefix}index:all"
+        self._index_leases = f"{prefix}index:leases"
+
+    def __repr__(self) -> str:
+        return f"RedisJobStore(prefix={self.prefix!r}, ttl={self.ttl!r})"
+
+    async def __aenter__(self) -> RedisJobStore:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the Redis client if this store created it from a URL."""
+        if self._owns_client:
+            await self._redis.aclose()
+
+    # ------------------------------------------------------------------ helpers
+
+    def job_key(self, job_id: str) -> str:
+        """The hash holding ``job_id`` (for inspection with ``redis-cli``)."""
+        return f"{self.prefix}{{{job_id}}}:job"
+
+    def events_key(self, job_id: str) -> str:
+        """The stream of ``job_id``'s change events."""
+        return f"{self.prefix}{{{job_id}}}:events"
+
+    def _keys(self, job_id: str) -> list[str]:
+        return [self.job_key(job_id), self.events_key(job_id)]
+
+    def _head(self, now: float) -> list[Any]:
+        return [repr(now), self._ttl_arg, self._max_events]
+
+    async def _run(self, name: str, job_id: str, args: Sequence[Any]) -> Any:
+        try:
+            return await self._scripts[name](self._keys(job_id), args)
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailableError(f"redis unavailable: {exc}") from exc
+
+    @staticmethod
+    def _encode(fields: Mapping[str, Any]) -> list[Any]:
+        out: list[Any] = []
+        for name, value in fields.items():
+            out += [name, encode_field(name, value)]
+        return out
+
+    @staticmethod
+    def _fail(job_id: str, reply: Sequence[Any], to: JobStatus | None = None) -> NoReturn:
+        code = _text(reply[0])
+        if code == "NOTFOUND":
+            raise JobNotFoundError(job_id)
+        if code == "LEASE":
+            raise LeaseLostError(job_id, _text(reply[1]))
+        current = decode_field(job_id, "status", reply[1])
+        if code == "TERMINAL":
+            raise InvalidTransitionError(job_id, current, None, "it is immutable")
+        if code == "CONFLICT":
+            raise InvalidTransitionError(job_id, current, to, _text(reply[2]))
+        raise RuntimeError(f"unexpected reply from store script: {reply!r}")  # pragma: no cover
+
+    # ------------------------------------------------------------------ contract
+
+    async def create(self, job: Job, *, replace: bool = False) -> Job:
+        if not job.id or "{" in job.id or "}" in job.id:
+            raise ValueError(f"job id must be non-empty and free of braces: {job.id!r}")
+        values = {name: getattr(job, name) for name in FIELDS if name not in ("id", "version")}
+        lease_fields: list[Any] = []
+        if job.lease is not None and job.status is JobStatus.RUNNING:
+            lease_fields = [
+                "_lease_token",
+                job.lease.token,
+                "_lease_expires",
+                repr(job.lease.expires_at.timestamp()),
+            ]
+        args = [*self._head(self._clock()), "1" if replace else "0"]
+        args += self._encode(values) + lease_fields
+        try:
+            # The index entry goes first, so a job is never missing from it.
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.zadd(self._index_all, {order_key(job): 0})
+                await self._scripts["create"](self._keys(job.id), args, client=pipe)
+                reply = (await pipe.execute())[-1]
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailableError(f"redis unavailable: {exc}") from exc
+        if _text(reply[0]) == "EXISTS":
+            raise JobExistsError(job.id)
+        return Job(**{**values, "id": job.id, "version": 1})
+
+    async def get(self, job_id: str) -> Job | None:
+        try:
+            raw: dict[Any, Any] = await self._redis.hgetall(self.job_key(job_id))
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailableError(f"redis unavailable: {exc}") from exc
+        return decode_job(job_id, raw) if raw else None
+
+    async def update(
+        self, job_id: str, *, lease_token: str | None = None, **fields: Unpack[JobFields]
+    ) -> int:
+        check_fields(fields)
+        if not fields:
+            raise TypeError("update() needs at least one field to write")
+        args = [*self._head(self._clock()), lease_token or "", *self._encode(fields)]
+        reply = await self._run("update", job_id, args)
+        if _text(reply[0]) != "OK":
+            self._fail(job_id, reply)
+        return int(reply[1])
+
+    async def transition(
+        self,
+        job_id: str,
+        to: JobStatus,
+        *,
+        expect: Collection[JobStatus] | None = None,
+        lease_token: str | None = None,
+        **fields: Unpack[JobFields],
+    ) -> Job:
+        to = JobStatus(to)
+        now = self._clock()
+        values, drop = transition_fields(to, fields, to_datetime(now))
+        return await self._transition(
+            job_id, to, allowed_sources(to, expect), lease_token, values, now,
+            mode="drop" if drop else "keep",
+        )  # fmt: skip
+
+    async def _transition(
+        self,
+        job_id: str,
+        to: JobStatus,
+        sources: Collection[JobStatus],
+        lease_token: str | None,
+        values: Mapping[str, Any],
+        now: float,
+        *,
+        mode: str,
+        lease: Lease | None = None,
+    ) -> Job:
+        args = [
+            *self._head(now),
+            _status_json(to),
+            " ".join(_status_json(s) for s in sources),
+            lease_token or "",
+            mode,
+            lease.token if lease else "",
+            repr(lease.expires_at.timestamp()) if lease else "",
+            encode_field("lease", lease) if lease else "",
+            *self._encode(values),
+        ]
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                if lease is not None:  # index first: a leased job is never missing from it
+                    pipe.zadd(self._index_leases, {job_id: lease.expires_at.timestamp()})
+                await self._scripts["transition"](self._keys(job_id), args, client=pipe)
+                reply = (await pipe.execute())[-1]
+            if _text(reply[0]) != "OK":
+                self._fail(job_id, reply, to)
+            if mode == "drop":
+                await self._redis.zrem(self._index_leases, job_id)
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailableError(f"redis unavailable: {exc}") from exc
+        return decode_job(job_id, _pairs_to_dict(reply[2]))
+
+    async def claim(self, job_id: str, *, owner: str, lease_seconds: float) -> Job:
+        check_lease_seconds(lease_seconds)
+        now = self._clock()
+        lease = Lease(
+            owner=owner, token=uuid.uuid4().hex, expires_at=to_datetime(now + lease_seconds)
+        )
+        values, _ = transition_fields(JobStatus.RUNNING, {}, to_datetime(now))
+        return await self._transition(
+            job_id, JobStatus.RUNNING, (JobStatus.QUEUED,), None, values, now,
+            mode="claim", lease=lease,
+        )  # fmt: skip
+
+    async def renew(self, job_id: str, *, lease_token: str, lease_seconds: float) -> Lease:
+        check_lease_seconds(lease_seconds)
+        now = self._clock()
+        expires = now + lease_seconds
+        args = [
+            *self._head(now),
+            lease_token,
+            repr(expires),
+            encode_json(to_datetime(expires)),
+        ]
+        reply = await self._run("renew", job_id, args)
+        if _text(reply[0]) != "OK":
+            self._fail(job_id, reply)
+        try:
+            await self._redis.zadd(self._index_leases, {job_id: expires})
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailableError(f"redis unavailable: {exc}") from exc
+        lease: Lease = decode_field(job_id, "lease", reply[1])
+        return lease
+
+    async def requeue_expired(self, *, max_attempts: int = 3, limit: int = 100) -> list[Job]:
+        now = self._clock()
+        now_json = encode_json(to_datetime(now))
+        try:
+            due: list[Any] = await self._redis.zrangebyscore(
+                self._index_leases, "-inf", now, start=0, num=limit
+            )
+            if not due:
+                return []
+            ids = [_text(d) for d in due]
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for job_id in ids:
+                    args = [*self._head(now), str(max_attempts), now_json]
+                    await self._scripts["expire_lease"](self._keys(job_id), args, client=pipe)
+                replies = await pipe.execute()
+            out, gone, live = [], [], {}
+            for job_id, reply in zip(ids, replies, strict=True):
+                code = _text(reply[0])
+                if code == "OK":
+                    gone.append(job_id)
+                    out.append(decode_job(job_id, _pairs_to_dict(reply[2])))
+                elif code == "LIVE":  # renewed since: re-score to the real expiry
+                    live[job_id] = float(reply[1])
+                else:
+                    gone.append(job_id)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                if gone:
+                    pipe.zrem(self._index_leases, *gone)
+                if live:
+                    pipe.zadd(self._index_leases, live)
+                await pipe.execute()
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailableError(f"redis unavailable: {exc}") from exc
+        return out
+
+    async def delete(self, job_id: str) -> bool:
+        deleted = await self._run("delete", job_id, self._head(self._clock()))
+        return bool(deleted)
+
+    async def list(
+        self, *, status: JobStatus | None = None, limit: int = 100, cursor: str | None = None
+    ) -> JobPage:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        jobs: list[Job] = []
+        start = "-" if cursor is None else f"({cursor}"
+        try:
+            for _ in range(_LIST_SCAN_ROUNDS):
+                found: list[Any] = await self._redis.zrange(
+                    self._index_all, start, "+", bylex=True, offset=0, num=limit + 1
+                )
+                members = [_text(m) for m in found]
+                if not members:
+                    return JobPage(jobs=tuple(jobs))
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for member in members:
+                        pipe.hgetall(self.job_key(member.partition("|")[2]))
+                    raws = await pipe.execute()
+                stale = []
+                for member, raw in zip(members, raws, strict=True):
+                    job = decode_job(member.partition("|")[2], raw) if raw else None
+                    if job is None or order_key(job) != member:
+                        if self._prunable(member):
+                            stale.append(member)  # expired, deleted or replaced
+                    elif status is None or job.status is status:
+                        jobs.append(job)
+                        if len(jobs) > limit:
+                            break
+                    start = f"({member}"
+                if stale:
+                    await self._redis.zrem(self._index_all, *stale)
+                if len(jobs) > limit:
+                    return JobPage(jobs=tuple(jobs[:limit]), cursor=order_key(jobs[limit - 1]))
+                if len(members) <= limit:
+                    return JobPage(jobs=tuple(jobs))
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailableError(f"redis unavailable: {exc}") from exc
+        # Scanned the bounded number of batches: hand back what we have and a cursor.
+        return JobPage(jobs=tuple(jobs), cursor=start[1:])
+
+    def _prunable(self, member: str) -> bool:
+        # A create or replace adds its index entry just before it writes the job: an
+        # entry younger than the grace period may belong to a write still under way.
+        created = int(member.partition("|")[0]) / 1_000_000
+        return created < self._clock() - _PRUNE_GRACE
+
+    async def watch(self, job_id: str, *, cursor: str | None = None) -> AsyncIterator[JobEvent]:
+        if cursor is None:
+            raw, after = await self._run("snapshot", job_id, self._head(self._clock()))
+            if not raw:
+                return
+            job = decode_job(job_id, _pairs_to_dict(raw))
+            after = _text(after)
+            yield JobEvent(
+                cursor=after,
+                kind=EventKind.SNAPSHOT,
+                job_id=job_id,
+                version=job.version,
+                status=job.status,
+                changes=decode_changes(job_id, _pairs_to_dict(raw)),
+            )
+            if job.status in FINISHED_STATUSES:
+                return
+        else:
+            after = cursor
+        stream = self.events_key(job_id)
+        while True:
+            try:
+                reply: Any = await self._redis.xread(
+                    {stream: after}, count=100, block=_WATCH_BLOCK_MS
+                )
+                if not reply:
+                    if not await self._redis.exists(self.job_key(job_id), stream):
+                        return  # expired: no event will ever come
+                    continue
+            except _UNAVAILABLE as exc:
+                raise StoreUnavailableError(f"redis unavailable: {exc}") from exc
+            for entry_id, entry in reply[0][1]:
+                after = _text(entry_id)
+                event = self._event(job_id, after, entry)
+                yield event
+                if event.kind is EventKind.DELETED or event.status in FINISHED_STATUSES:
+                    return
+
+    def _event(self, job_id: str, cursor: str, entry: Mapping[Any, Any]) -> JobEvent:
+        fields = {_text(k): v for k, v in entry.items()}
+        return JobEvent(
+            cursor=cursor,
+            kind=EventKind(_text(fields["kind"])),
+            job_id=job_id,
+            version=int(fields["version"]),
+            status=decode_field(job_id, "status", fields["status"]),
+            changes=decode_changes(job_id, fields, skip=("kind",)),
+        )
