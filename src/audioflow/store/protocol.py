@@ -103,7 +103,8 @@ class JobStore(Protocol):
       a finished status sets ``finished_at``; leaving ``running`` drops the lease.
     * ``claim`` moves a queued job to running under a new lease and counts an attempt;
       ``renew`` extends a live lease; ``requeue_expired`` requeues running jobs whose
-      lease expired, or fails them once ``attempts >= max_attempts``.
+      lease expired, or fails them once ``attempts >= max_attempts``, and returns the
+      jobs it changed (at most ``limit``, in no particular order).
     * ``list`` pages through jobs in creation order (oldest first), optionally by status.
     * ``watch`` yields a ``SNAPSHOT`` event of the current state and then every change,
       in order (or, given a ``cursor``, every change after it, ``"0"`` meaning all that

@@ -305,8 +305,11 @@ class RedisJobStore:
         ]
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
-                if lease is not None:  # index first: a leased job is never missing from it
-                    pipe.zadd(self._index_leases, {job_id: lease.expires_at.timestamp()})
+                if lease is not None:
+                    # Index first, so a leased job is never missing from it; LT keeps the
+                    # score at or before the real expiry even when this claim loses, so
+                    # the reaper may look early (and re-score) but never late.
+                    pipe.zadd(self._index_leases, {job_id: lease.expires_at.timestamp()}, lt=True)
                 await self._scripts["transition"](self._keys(job_id), args, client=pipe)
                 reply = (await pipe.execute())[-1]
             if _text(reply[0]) != "OK":
