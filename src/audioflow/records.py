@@ -97,7 +97,8 @@ class Lease(msgspec.Struct, frozen=True, kw_only=True):
     """A worker's claim on a running job.
 
     ``token`` fences writes: a write that carries a token other than the current
-    lease's, or arrives after ``expires_at``, raises :class:`~audioflow.LeaseLostError`.
+    lease's, or arrives at or after ``expires_at``, raises
+    :class:`~audioflow.LeaseLostError`.
     """
 
     owner: str

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..records import FINISHED_STATUSES, TERMINAL_STATUSES
 from .memory import MemoryJobStore
 from .protocol import LEGAL_TRANSITIONS, UPDATABLE_FIELDS, JobFields, JobStore
 
@@ -15,7 +16,9 @@ if TYPE_CHECKING:
     from .redis import RedisJobStore
 
 __all__ = [
+    "FINISHED_STATUSES",
     "LEGAL_TRANSITIONS",
+    "TERMINAL_STATUSES",
     "UPDATABLE_FIELDS",
     "JobFields",
     "JobStore",

@@ -17,12 +17,12 @@ from ..records import Job, JobChanges
 
 __all__ = [
     "FIELDS",
-    "check_values",
     "decode_changes",
     "decode_field",
     "decode_job",
     "encode_field",
     "encode_json",
+    "normalize_values",
 ]
 
 _encoder = msgspec.json.Encoder()
@@ -54,10 +54,13 @@ def encode_json(value: Any) -> bytes:
     return _encoder.encode(value)
 
 
-def check_values(fields: Mapping[str, Any]) -> None:
-    """Validate field values the way a persisting store would (``TypeError`` if not)."""
-    for name, value in fields.items():
-        encode_field(name, value)
+def normalize_values(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The values as a persisting store would read them back (``TypeError`` if invalid).
+
+    ``progress={"fraction": 0.5}`` becomes ``Progress(fraction=0.5)``, so the in-memory
+    store holds exactly what the Redis store would return.
+    """
+    return {name: _decoders[name].decode(encode_field(name, v)) for name, v in fields.items()}
 
 
 def decode_field(job_id: str, name: str, raw: bytes | str) -> Any:

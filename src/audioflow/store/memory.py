@@ -34,7 +34,7 @@ from ..records import (
     JobStatus,
     Lease,
 )
-from ._codec import check_values
+from ._codec import normalize_values
 from ._rules import (
     DEFAULT_TTL,
     Clock,
@@ -198,13 +198,13 @@ class MemoryJobStore:
         check_fields(fields)
         if not fields:
             raise TypeError("update() needs at least one field to write")
-        check_values(fields)
+        values = normalize_values(fields)
         entry = self._require(job_id)
         if entry.job.status in TERMINAL_STATUSES:
             raise InvalidTransitionError(job_id, entry.job.status, None, "it is immutable")
         if lease_token is not None:
             self._check_lease(entry, lease_token)
-        self._write(entry, EventKind.UPDATED, dict(fields), fields.keys())
+        self._write(entry, EventKind.UPDATED, values, values.keys())
         return entry.job.version
 
     async def transition(
@@ -219,7 +219,7 @@ class MemoryJobStore:
         to = JobStatus(to)
         sources = allowed_sources(to, expect)
         values, drop_lease = transition_fields(to, fields, to_datetime(self._clock()))
-        check_values(values)
+        values = normalize_values(values)
         entry = self._require(job_id)
         return self._transition(entry, to, sources, lease_token, values, drop_lease)
 

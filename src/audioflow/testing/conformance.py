@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import anyio
@@ -107,6 +107,11 @@ class JobStoreConformance:
     async def _job(self, store: JobStore, **fields: Any) -> Job:
         return await store.create(Job(id=_new_id(), source="talk.mp3", **fields))
 
+    async def _job_at(self, store: JobStore, clock: FakeClock) -> Job:
+        """A job created "now" on the test clock (so creation order is the clock's)."""
+        created = datetime.fromtimestamp(clock(), UTC)
+        return await store.create(Job(id=_new_id(), source="talk.mp3", created_at=created))
+
     # ------------------------------------------------------------------ create / get
 
     async def test_create_then_get_round_trips(self, store: JobStore) -> None:
@@ -166,6 +171,13 @@ class JobStoreConformance:
         with pytest.raises(TypeError):
             await store.update(job.id)
         assert (await store.get(job.id)) == job
+
+    async def test_update_values_read_back_typed(self, store: JobStore) -> None:
+        job = await self._job(store)
+        await store.update(job.id, progress={"stage": "vad", "fraction": 0.5})  # type: ignore[arg-type]
+        got = await store.get(job.id)
+        assert got is not None
+        assert got.progress == Progress(stage="vad", fraction=0.5)
 
     @pytest.mark.parametrize("status", [S.COMPLETED, S.CANCELLED])
     async def test_update_terminal_job_rejected(self, store: JobStore, status: JobStatus) -> None:
@@ -395,7 +407,7 @@ class JobStoreConformance:
         ids = []
         for _ in range(7):
             clock.advance(1)
-            ids.append((await self._job(store)).id)
+            ids.append((await self._job_at(store, clock)).id)
         await store.transition(ids[1], S.RUNNING)
         await store.transition(ids[4], S.RUNNING)
         await store.delete(ids[6])
