@@ -17,11 +17,12 @@ against the job on every read, and pruned lazily.
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from importlib import resources
-from typing import TYPE_CHECKING, Any, NoReturn, Unpack
+from typing import Any, NoReturn, Unpack
 
 from ..errors import (
     InvalidTransitionError,
@@ -29,6 +30,7 @@ from ..errors import (
     JobNotFoundError,
     LeaseLostError,
     MissingDependencyError,
+    StoreError,
     StoreUnavailableError,
 )
 from ..records import (
@@ -40,6 +42,7 @@ from ..records import (
     JobStatus,
     Lease,
 )
+from ._batch import CommandBatcher
 from ._codec import (
     FIELDS,
     decode_changes,
@@ -67,9 +70,6 @@ try:
     from redis.backoff import ExponentialBackoff
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise MissingDependencyError("redis", "redis") from exc
-
-if TYPE_CHECKING:
-    from redis.commands.core import AsyncScript
 
 __all__ = ["RedisJobStore"]
 
@@ -153,9 +153,11 @@ class RedisJobStore:
         self._ttl_arg = "" if ttl is None else str(int(ttl * 1000))
         self._clock = clock
         self._max_events = str(max_events)
-        self._scripts: dict[str, AsyncScript] = {
-            name: self._redis.register_script(_load_script(name)) for name in _SCRIPTS
-        }
+        sources = {name: _load_script(name) for name in _SCRIPTS}
+        self._sha = {name: hashlib.sha1(src.encode()).hexdigest() for name, src in sources.items()}
+        self._batch = CommandBatcher(
+            self._redis, {self._sha[name]: src for name, src in sources.items()}
+        )
         self._index_all = f"{prefix}index:all"
         self._index_leases = f"{prefix}index:leases"
 
@@ -189,11 +191,24 @@ class RedisJobStore:
     def _head(self, now: float) -> list[Any]:
         return [repr(now), self._ttl_arg, self._max_events]
 
-    async def _run(self, name: str, job_id: str, args: Sequence[Any]) -> Any:
+    def _script(self, name: str, job_id: str, args: Sequence[Any]) -> tuple[Any, ...]:
+        return ("EVALSHA", self._sha[name], 2, *self._keys(job_id), *args)
+
+    async def _exec(self, *commands: Sequence[Any]) -> list[Any]:
+        """Run commands back to back (sharing a round trip with concurrent calls)."""
         try:
-            return await self._scripts[name](self._keys(job_id), args)
+            replies = await self._batch.execute(*commands)
         except _UNAVAILABLE as exc:
             raise StoreUnavailableError(f"redis unavailable: {exc}") from exc
+        for reply in replies:
+            if isinstance(reply, _UNAVAILABLE):
+                raise StoreUnavailableError(f"redis unavailable: {reply}") from reply
+            if isinstance(reply, Exception):
+                raise StoreError(f"redis rejected a store command: {reply}") from reply
+        return replies
+
+    async def _run(self, name: str, job_id: str, args: Sequence[Any]) -> Any:
+        return (await self._exec(self._script(name, job_id, args)))[0]
 
     @staticmethod
     def _encode(fields: Mapping[str, Any]) -> list[Any]:
@@ -232,23 +247,17 @@ class RedisJobStore:
             ]
         args = [*self._head(self._clock()), "1" if replace else "0"]
         args += self._encode(values) + lease_fields
-        try:
-            # The index entry goes first, so a job is never missing from it.
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.zadd(self._index_all, {order_key(job): 0})
-                await self._scripts["create"](self._keys(job.id), args, client=pipe)
-                reply = (await pipe.execute())[-1]
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailableError(f"redis unavailable: {exc}") from exc
+        # The index entry goes first, so a job is never missing from it.
+        _, reply = await self._exec(
+            ("ZADD", self._index_all, 0, order_key(job)),
+            self._script("create", job.id, args),
+        )
         if _text(reply[0]) == "EXISTS":
             raise JobExistsError(job.id)
         return Job(**{**values, "id": job.id, "version": 1})
 
     async def get(self, job_id: str) -> Job | None:
-        try:
-            raw: dict[Any, Any] = await self._redis.hgetall(self.job_key(job_id))
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailableError(f"redis unavailable: {exc}") from exc
+        (raw,) = await self._exec(("HGETALL", self.job_key(job_id)))
         return decode_job(job_id, raw) if raw else None
 
     async def update(
@@ -303,21 +312,18 @@ class RedisJobStore:
             encode_field("lease", lease) if lease else "",
             *self._encode(values),
         ]
-        try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                if lease is not None:
-                    # Index first, so a leased job is never missing from it; LT keeps the
-                    # score at or before the real expiry even when this claim loses, so
-                    # the reaper may look early (and re-score) but never late.
-                    pipe.zadd(self._index_leases, {job_id: lease.expires_at.timestamp()}, lt=True)
-                await self._scripts["transition"](self._keys(job_id), args, client=pipe)
-                reply = (await pipe.execute())[-1]
-            if _text(reply[0]) != "OK":
-                self._fail(job_id, reply, to)
-            if mode == "drop":
-                await self._redis.zrem(self._index_leases, job_id)
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailableError(f"redis unavailable: {exc}") from exc
+        commands: list[Sequence[Any]] = [self._script("transition", job_id, args)]
+        if lease is not None:
+            # Index first, so a leased job is never missing from it; LT keeps the score
+            # at or before the real expiry even when this claim loses, so the reaper may
+            # look early (and re-score) but never late.
+            score = repr(lease.expires_at.timestamp())
+            commands.insert(0, ("ZADD", self._index_leases, "LT", score, job_id))
+        reply = (await self._exec(*commands))[-1]
+        if _text(reply[0]) != "OK":
+            self._fail(job_id, reply, to)
+        if int(reply[3]):  # the job held a lease that this transition dropped
+            await self._exec(("ZREM", self._index_leases, job_id))
         return decode_job(job_id, _pairs_to_dict(reply[2]))
 
     async def claim(self, job_id: str, *, owner: str, lease_seconds: float) -> Job:
@@ -345,46 +351,36 @@ class RedisJobStore:
         reply = await self._run("renew", job_id, args)
         if _text(reply[0]) != "OK":
             self._fail(job_id, reply)
-        try:
-            await self._redis.zadd(self._index_leases, {job_id: expires})
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailableError(f"redis unavailable: {exc}") from exc
+        await self._exec(("ZADD", self._index_leases, repr(expires), job_id))
         lease: Lease = decode_field(job_id, "lease", reply[1])
         return lease
 
     async def requeue_expired(self, *, max_attempts: int = 3, limit: int = 100) -> list[Job]:
         now = self._clock()
         now_json = encode_json(to_datetime(now))
-        try:
-            due: list[Any] = await self._redis.zrangebyscore(
-                self._index_leases, "-inf", now, start=0, num=limit
-            )
-            if not due:
-                return []
-            ids = [_text(d) for d in due]
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for job_id in ids:
-                    args = [*self._head(now), str(max_attempts), now_json]
-                    await self._scripts["expire_lease"](self._keys(job_id), args, client=pipe)
-                replies = await pipe.execute()
-            out, gone, live = [], [], {}
-            for job_id, reply in zip(ids, replies, strict=True):
-                code = _text(reply[0])
-                if code == "OK":
-                    gone.append(job_id)
-                    out.append(decode_job(job_id, _pairs_to_dict(reply[2])))
-                elif code == "LIVE":  # renewed since: re-score to the real expiry
-                    live[job_id] = float(reply[1])
-                else:
-                    gone.append(job_id)
-            async with self._redis.pipeline(transaction=False) as pipe:
-                if gone:
-                    pipe.zrem(self._index_leases, *gone)
-                if live:
-                    pipe.zadd(self._index_leases, live)
-                await pipe.execute()
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailableError(f"redis unavailable: {exc}") from exc
+        (due,) = await self._exec(
+            ("ZRANGEBYSCORE", self._index_leases, "-inf", repr(now), "LIMIT", 0, limit)
+        )
+        if not due:
+            return []
+        ids = [_text(d) for d in due]
+        args = [*self._head(now), str(max_attempts), now_json]
+        replies = await self._exec(*(self._script("expire_lease", i, args) for i in ids))
+        out: list[Job] = []
+        gone: list[str] = []
+        fix: list[Sequence[Any]] = []
+        for job_id, reply in zip(ids, replies, strict=True):
+            code = _text(reply[0])
+            if code == "LIVE":  # renewed since: re-score to the real expiry
+                fix.append(("ZADD", self._index_leases, _text(reply[1]), job_id))
+                continue
+            gone.append(job_id)
+            if code == "OK":
+                out.append(decode_job(job_id, _pairs_to_dict(reply[2])))
+        if gone:
+            fix.append(("ZREM", self._index_leases, *gone))
+        if fix:
+            await self._exec(*fix)
         return out
 
     async def delete(self, job_id: str) -> bool:

@@ -20,6 +20,7 @@ elseif status == '"running"' and to == '"queued"' then
     return { 'CONFLICT', status, 'another worker holds a live lease' }
   end
 end
+local dropped = 0
 local pairs = collect(11)
 table.insert(pairs, 1, to)
 table.insert(pairs, 1, 'status')
@@ -31,7 +32,7 @@ if mode == 'claim' then
   pairs[#pairs + 1] = 'attempts'
   pairs[#pairs + 1] = tostring(attempts)
 elseif mode == 'drop' then
-  redis.call('HDEL', job, '_lease_token', '_lease_expires')
+  dropped = redis.call('HDEL', job, '_lease_token', '_lease_expires') > 0 and 1 or 0
   pairs[#pairs + 1] = 'lease'
   pairs[#pairs + 1] = 'null'
 end
@@ -41,4 +42,4 @@ table.remove(pairs, 1)
 table.remove(pairs, 1)
 emit('transitioned', version, to, pairs)
 refresh()
-return { 'OK', status, redis.call('HGETALL', job) }
+return { 'OK', status, redis.call('HGETALL', job), dropped }
