@@ -7,12 +7,13 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import redis.asyncio as aioredis
-from redis_helpers import REDIS_URL, delete_prefix
+from redis_helpers import delete_prefix
+from redis_helpers import redis_url as _redis_url
 
 
 @pytest.fixture
 def redis_url() -> str:
-    return REDIS_URL
+    return _redis_url()
 
 
 @pytest.fixture

@@ -1,12 +1,64 @@
-"""The Redis server the tests use, and clean-up by key prefix."""
+"""The Redis server the tests use, and clean-up by key prefix.
+
+Tests use ``AUDIOFLOW_TEST_REDIS_URL`` if set, else the server on 127.0.0.1:6379. If
+none answers there, a private ``redis-server`` is started on a free port for this test
+run (and stopped at exit), so a plain ``pytest`` works wherever the binary exists.
+"""
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
+import shutil
+import socket
+import subprocess
+import time
 
 import redis
 
-REDIS_URL = os.environ.get("AUDIOFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+DEFAULT_URL = "redis://127.0.0.1:6379/0"
+
+
+def _answers(url: str) -> bool:
+    client = redis.Redis.from_url(url, socket_connect_timeout=1, retry=None)
+    try:
+        return bool(client.ping())
+    except redis.exceptions.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+def _start_private_server() -> str:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError(
+            "no Redis answers on 127.0.0.1:6379 and redis-server is not installed; "
+            "install it (apt-get install redis-server) or set AUDIOFLOW_TEST_REDIS_URL"
+        )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    atexit.register(proc.terminate)
+    url = f"redis://127.0.0.1:{port}/0"
+    for _ in range(100):  # up to ~10 s for the server to accept connections
+        if _answers(url):
+            return url
+        time.sleep(0.1)
+    raise RuntimeError(f"redis-server on port {port} did not start")
+
+
+@functools.cache
+def redis_url() -> str:
+    url = os.environ.get("AUDIOFLOW_TEST_REDIS_URL", DEFAULT_URL)
+    if _answers(url) or "AUDIOFLOW_TEST_REDIS_URL" in os.environ:
+        return url
+    return _start_private_server()
 
 
 def delete_prefix(url: str, prefix: str) -> None:

@@ -22,7 +22,7 @@ from hypothesis.stateful import (
     invariant,
     rule,
 )
-from redis_helpers import REDIS_URL, delete_prefix
+from redis_helpers import delete_prefix, redis_url
 
 from audioflow import (
     Job,
@@ -81,7 +81,7 @@ class StoresAgree(RuleBasedStateMachine):
         self.clock = FakeClock()
         self.prefix = f"audioflow-test:{uuid.uuid4().hex[:12]}:"
         self.memory = MemoryJobStore(clock=self.clock, ttl=None)
-        self.redis = RedisJobStore(REDIS_URL, prefix=self.prefix, clock=self.clock, ttl=None)
+        self.redis = RedisJobStore(redis_url(), prefix=self.prefix, clock=self.clock, ttl=None)
         # Per store, the latest lease token of each job and one it has lost.
         self.tokens: dict[str, dict[str, str]] = {"memory": {}, "redis": {}}
         self.stale: dict[str, dict[str, str]] = {"memory": {}, "redis": {}}
@@ -192,7 +192,7 @@ class StoresAgree(RuleBasedStateMachine):
         finally:
             self.portal.call(self.redis.aclose)
             self._portal_cm.__exit__(None, None, None)
-            delete_prefix(REDIS_URL, self.prefix)
+            delete_prefix(redis_url(), self.prefix)
 
     def stores(self) -> tuple[MemoryJobStore, RedisJobStore]:
         return self.memory, self.redis
