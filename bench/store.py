@@ -210,7 +210,8 @@ def main() -> None:
     finally:
         cleanup(args.url, prefix)
     print(f"store benchmark: {args.ops} ops per operation, {args.concurrency} concurrent")
-    print(f"{'op':<11}{'RedisJobStore':>15}{'raw redis-py':>14}{'RQ':>10}{'vs raw':>9}{'vs RQ':>8}")
+    print("op".ljust(11) + "RedisJobStore".rjust(15) + "raw redis-py".rjust(14), end="")
+    print("RQ".rjust(10) + "vs raw".rjust(9) + "vs RQ".rjust(8))
     for op in ("create", "update", "transition", "get"):
         print(
             f"{op:<11}{store[op]:>13.0f}/s{raw[op]:>12.0f}/s{rqs[op]:>8.0f}/s"
