@@ -107,8 +107,12 @@ _BREAK_SEGMENT = 0.3
 _BREAK_CLAUSE = 0.6
 _BREAK_PHRASE = 2.0  # mid-phrase: the worst place to break
 _PAUSE_BONUS = 1.5  # per second of pause at a break (up to 1 s)
-_INNER_SENTENCE = 0.4  # a sentence end inside a cue
+_INNER_SENTENCE = 1.0  # a sentence end inside a cue
 _INNER_PAUSE = 2.0  # per second of silence beyond 0.5 s inside a cue
+# A short bare word (an article, "to", "of") binds to the word after it; breaking
+# after one strands it. Length is a language-neutral stand-in for "function word".
+_SHORT_WORD = 3
+_BREAK_AFTER_SHORT = 0.5
 
 
 class _Token(msgspec.Struct, frozen=True):
@@ -164,8 +168,20 @@ def _synthesise_words(segment: TranscriptSegment) -> tuple[Word, ...]:
     return tuple(words)
 
 
+def _latest_end(start: float, duration: float) -> float:
+    """The largest float ``end`` with ``end - start <= duration``.
+
+    ``start + duration`` can land one ulp past that, which would break the duration
+    rule as any reader measures it (``end - start``).
+    """
+    end = start + duration
+    while end - start > duration:
+        end = math.nextafter(end, -math.inf)
+    return end
+
+
 def _display_end(start: float, last_end: float, next_start: float, rules: CaptionRules) -> float:
-    end = max(last_end, min(last_end + rules.linger, start + rules.max_duration))
+    end = max(last_end, min(last_end + rules.linger, _latest_end(start, rules.max_duration)))
     return max(min(end, next_start), start)
 
 
@@ -181,7 +197,7 @@ def _break_cost(tok: _Token, nxt: _Token) -> float:
     elif _CLAUSE_END.search(tok.text):
         base = _BREAK_CLAUSE
     else:
-        base = _BREAK_PHRASE
+        base = _BREAK_PHRASE + (_BREAK_AFTER_SHORT if len(tok.text) <= _SHORT_WORD else 0.0)
     gap = max(nxt.start - tok.end, 0.0)
     return max(0.0, base - _PAUSE_BONUS * min(gap, 1.0))
 
@@ -282,7 +298,9 @@ def _layout(texts: Sequence[str], rules: CaptionRules) -> tuple[str, ...]:
         if b >= n:
             return 0.0
         text = texts[b - 1]
-        return 150.0 if _SENTENCE_END.search(text) or _CLAUSE_END.search(text) else 0.0
+        if _SENTENCE_END.search(text) or _CLAUSE_END.search(text):
+            return 150.0
+        return -80.0 if len(text) <= _SHORT_WORD else 0.0
 
     inf = math.inf
     # cost[k][b]: best cost of laying words[:b] out in k lines.

@@ -180,7 +180,9 @@ class MemoryJobStore:
             entry = old
             entry.job, entry.expires_at = job, self._expiry()
         else:
-            entry = _Entry(job=job, expires_at=self._expiry(), events=deque(maxlen=self._max_events))
+            entry = _Entry(
+                job=job, expires_at=self._expiry(), events=deque(maxlen=self._max_events)
+            )
             self._jobs[job.id] = entry
         self._emit(entry, EventKind.CREATED, ALL_FIELDS)
         return job
@@ -289,9 +291,7 @@ class MemoryJobStore:
                 message=f"lease expired after {entry.job.attempts} attempt(s)",
                 stage=entry.job.progress.stage,
             )
-            values, drop = transition_fields(
-                JobStatus.FAILED, {"error": error}, to_datetime(now)
-            )
+            values, drop = transition_fields(JobStatus.FAILED, {"error": error}, to_datetime(now))
             return self._transition(entry, JobStatus.FAILED, running, None, values, drop)
         values, drop = transition_fields(JobStatus.QUEUED, {}, to_datetime(now))
         return self._transition(entry, JobStatus.QUEUED, running, None, values, drop)
