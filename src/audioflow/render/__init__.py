@@ -8,9 +8,10 @@ several formats at once.
 from __future__ import annotations
 
 from ._api import FORMATS, render
-from ._captions import CaptionRules, Cue, build_cues
+from ._captions import Cue, build_cues
 from ._json import parse_json, render_json
 from ._markdown import render_markdown
+from ._rules import CaptionRules
 from ._srt import render_srt
 from ._txt import render_txt
 from ._vtt import render_vtt

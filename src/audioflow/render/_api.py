@@ -6,9 +6,10 @@ from collections.abc import Callable, Iterable, Sequence
 
 from ..errors import RenderError
 from ..records import Transcript
-from ._captions import CaptionRules, Cue, build_cues
+from ._captions import Cue, build_cues
 from ._json import render_json
 from ._markdown import render_markdown
+from ._rules import CaptionRules
 from ._srt import render_srt
 from ._txt import render_txt
 from ._vtt import render_vtt

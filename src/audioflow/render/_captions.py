@@ -32,40 +32,11 @@ from collections.abc import Iterable, Sequence
 import msgspec
 
 from ..records import Transcript, TranscriptSegment, Word
+from ._layout import layout_lines
+from ._punctuation import ends_clause, ends_sentence, is_short_word
+from ._rules import CaptionRules
 
-__all__ = ["CaptionRules", "Cue", "build_cues"]
-
-
-class CaptionRules(msgspec.Struct, frozen=True, kw_only=True):
-    """The caption rules; every limit is configurable.
-
-    Attributes:
-        max_chars_per_line: Characters a line may hold (42 is the common broadcast
-            limit). A single longer word gets a cue of its own.
-        max_lines: Lines a cue may hold.
-        max_duration: Seconds a cue may stay on screen. A single word spoken for
-            longer gets a cue of its own.
-        max_chars_per_second: Reading speed, characters (spaces included) per second
-            of display; met wherever a split can meet it (see the module docstring).
-        linger: Seconds a cue stays after its last word ends, when the next word
-            starts later; gives the reader time after fast speech.
-    """
-
-    max_chars_per_line: int = 42
-    max_lines: int = 2
-    max_duration: float = 7.0
-    max_chars_per_second: float = 20.0
-    linger: float = 0.6
-
-    def __post_init__(self) -> None:
-        if self.max_chars_per_line < 1 or self.max_lines < 1:
-            raise ValueError("max_chars_per_line and max_lines must be at least 1")
-        for name in ("max_duration", "max_chars_per_second"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-        if not (math.isfinite(self.linger) and self.linger >= 0):
-            raise ValueError(f"linger must be a finite number >= 0, got {self.linger!r}")
+__all__ = ["Cue", "build_cues"]
 
 
 class Cue(msgspec.Struct, frozen=True, kw_only=True):
@@ -93,11 +64,6 @@ class Cue(msgspec.Struct, frozen=True, kw_only=True):
         return len(" ".join(self.lines))
 
 
-# Trailing closing quotes/brackets do not hide the punctuation before them: `said."`.
-# CJK full-width marks written as escapes so no look-alike character hides in the source.
-_CLOSERS = "[\"'\u201d\u2019\u00bb)\\]]*$"
-_SENTENCE_END = re.compile("[.!?\u2026\u3002\uff01\uff1f]" + _CLOSERS)
-_CLAUSE_END = re.compile("[,;:\u2014\u2013\u3001\uff0c\uff1b\uff1a]" + _CLOSERS)
 _SPACE = re.compile(r"\s+")
 
 # Cost weights of the split (see _Splitter); only their ratios matter.
@@ -109,10 +75,7 @@ _BREAK_PHRASE = 2.0  # mid-phrase: the worst place to break
 _PAUSE_BONUS = 1.5  # per second of pause at a break (up to 1 s)
 _INNER_SENTENCE = 1.0  # a sentence end inside a cue
 _INNER_PAUSE = 2.0  # per second of silence beyond 0.5 s inside a cue
-# A short bare word (an article, "to", "of") binds to the word after it; breaking
-# after one strands it. Length is a language-neutral stand-in for "function word".
-_SHORT_WORD = 3
-_BREAK_AFTER_SHORT = 0.5
+_BREAK_AFTER_SHORT = 0.5  # see is_short_word
 
 
 class _Token(msgspec.Struct, frozen=True):
@@ -190,14 +153,14 @@ def _too_fast(chars: int, start: float, end: float, rules: CaptionRules) -> bool
 
 
 def _break_cost(tok: _Token, nxt: _Token) -> float:
-    if _SENTENCE_END.search(tok.text):
+    if ends_sentence(tok.text):
         base = _BREAK_SENTENCE
     elif tok.segment_end:
         base = _BREAK_SEGMENT
-    elif _CLAUSE_END.search(tok.text):
+    elif ends_clause(tok.text):
         base = _BREAK_CLAUSE
     else:
-        base = _BREAK_PHRASE + (_BREAK_AFTER_SHORT if len(tok.text) <= _SHORT_WORD else 0.0)
+        base = _BREAK_PHRASE + (_BREAK_AFTER_SHORT if is_short_word(tok.text) else 0.0)
     gap = max(nxt.start - tok.end, 0.0)
     return max(0.0, base - _PAUSE_BONUS * min(gap, 1.0))
 
@@ -243,7 +206,7 @@ def _split_turn(
                     break
                 prev = toks[i - 1]
                 inner += _INNER_PAUSE * max(tok.start - prev.end - 0.5, 0.0)
-                if _SENTENCE_END.search(prev.text):
+                if ends_sentence(prev.text):
                     inner += _INNER_SENTENCE
             following = toks[i + 1].start if i + 1 < n else next_start
             end = _display_end(start, last_end, following, rules)
@@ -267,66 +230,6 @@ def _split_turn(
         at = back[at]
     spans.reverse()
     return spans
-
-
-def _layout(texts: Sequence[str], rules: CaptionRules) -> tuple[str, ...]:
-    """Lay a cue's words out in the fewest lines, balanced, preferring punctuation.
-
-    The cue splitter guarantees the words fit in ``max_lines`` lines (or are one word).
-    """
-    joined = " ".join(texts)
-    width = rules.max_chars_per_line
-    if len(texts) == 1 or len(joined) <= width:
-        return (joined,)
-    # Greedy filling gives the fewest lines; then balance within that many.
-    count, line_len = 1, len(texts[0])
-    for text in texts[1:]:
-        if line_len + 1 + len(text) <= width:
-            line_len += 1 + len(text)
-        else:
-            count, line_len = count + 1, len(text)
-    n = len(texts)
-    prefix = [0]
-    for text in texts:
-        prefix.append(prefix[-1] + len(text))
-
-    def length(a: int, b: int) -> int:
-        return prefix[b] - prefix[a] + (b - a - 1)
-
-    def bonus(b: int) -> float:
-        # Line breaks after punctuation read better; worth a few characters of balance.
-        if b >= n:
-            return 0.0
-        text = texts[b - 1]
-        if _SENTENCE_END.search(text) or _CLAUSE_END.search(text):
-            return 150.0
-        return -80.0 if len(text) <= _SHORT_WORD else 0.0
-
-    inf = math.inf
-    # cost[k][b]: best cost of laying words[:b] out in k lines.
-    cost = [[inf] * (n + 1) for _ in range(count + 1)]
-    back = [[0] * (n + 1) for _ in range(count + 1)]
-    cost[0][0] = 0.0
-    for k in range(1, count + 1):
-        for b in range(1, n + 1):
-            for a in range(b - 1, -1, -1):
-                size = length(a, b)
-                if size > width:
-                    break
-                if cost[k - 1][a] == inf:
-                    continue
-                value = cost[k - 1][a] + (width - size) ** 2 - bonus(b)
-                if value < cost[k][b]:
-                    cost[k][b] = value
-                    back[k][b] = a
-    lines: list[str] = []
-    b = n
-    for k in range(count, 0, -1):
-        a = back[k][b]
-        lines.append(" ".join(texts[a:b]))
-        b = a
-    lines.reverse()
-    return tuple(lines)
 
 
 def build_cues(
@@ -375,7 +278,7 @@ def build_cues(
                 Cue(
                     start=start,
                     end=end,
-                    lines=_layout([t.text for t in words], rules),
+                    lines=layout_lines([t.text for t in words], rules),
                     words=tuple(t.word for t in words),
                     speaker=words[0].speaker,
                 )
