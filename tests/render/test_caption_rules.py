@@ -197,6 +197,45 @@ def test_rules_are_configurable(
         assert len(cue.lines) <= lines
         assert all(len(line) <= width or len(cue.words) == 1 for line in cue.lines)
         assert cue.end - cue.start <= duration or len(cue.words) == 1
+    words, at = _all_words(transcript), 0
+    for first, last in _turns(words):
+        turn_cues, taken = [], 0
+        while taken < last - first:
+            turn_cues.append(cues[at])
+            taken, at = taken + len(cues[at].words), at + 1
+        next_start = words[last].start if last < len(words) else math.inf
+        if _speed_achievable(words[first:last], next_start, rules):
+            assert not [c for c in turn_cues if _too_fast(c, rules)]
+
+
+@st.composite
+def messy_streams(draw: st.DrawFn) -> Transcript:
+    """Times as a careless transcriber might give them: unsorted, overlapping,
+    negative, ending before they start."""
+    words = [
+        Word(
+            text=draw(st.text(alphabet=LETTERS + ".,", min_size=1, max_size=50)),
+            start=(start := draw(st.floats(-5.0, 60.0))),
+            end=start + draw(st.floats(-1.0, 9.0)),
+            speaker=draw(st.sampled_from([None, "A"])),
+        )
+        for _ in range(draw(st.integers(1, 40)))
+    ]
+    return Transcript(segments=(_segment(words),))
+
+
+@given(messy_streams())
+def test_messy_times_still_give_valid_cues(transcript: Transcript) -> None:
+    cues = build_cues(transcript)
+    assert [w for cue in cues for w in cue.words] == _all_words(transcript)
+    for cue in cues:
+        assert 0.0 <= cue.start <= cue.end
+        assert len(cue.lines) <= RULES.max_lines
+        assert all(
+            len(line) <= RULES.max_chars_per_line or len(cue.words) == 1 for line in cue.lines
+        )
+    for a, b in itertools.pairwise(cues):
+        assert a.start <= a.end <= b.start
 
 
 # --------------------------------------------------------------------------- fixed cases
