@@ -1,4 +1,4 @@
-"""Caption rules and cue building: a transcript's words into readable, timed cues.
+"""Cue building: a transcript's words into readable, timed caption cues.
 
 The builder treats the caption rules in two tiers:
 
@@ -66,7 +66,7 @@ class Cue(msgspec.Struct, frozen=True, kw_only=True):
 
 _SPACE = re.compile(r"\s+")
 
-# Cost weights of the split (see _Splitter); only their ratios matter.
+# Cost weights of the split (see _split_turn); only their ratios matter.
 _CUE = 1.0  # every cue: prefer fewer, fuller cues
 _BREAK_SENTENCE = 0.0
 _BREAK_SEGMENT = 0.3
