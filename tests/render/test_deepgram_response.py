@@ -9,11 +9,13 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pysubs2
 import pytest
+import webvtt
 from deepgram_shapes import deepgram_response
 
 from audioflow.records import Transcript
-from audioflow.render import build_cues, render_vtt
+from audioflow.render import FORMATS, build_cues, parse_json, render, render_vtt
 
 DATA = Path(__file__).parent.parent / "data" / "deepgram"
 RICH = DATA / "interview_nova3_diarize_utterances_paragraphs.json"
@@ -217,4 +219,26 @@ def test_times_are_finite() -> None:
     transcript = Transcript.from_deepgram(_load(RICH))
     assert all(
         math.isfinite(w.start) and w.start <= w.end for s in transcript.segments for w in s.words
+    )
+
+
+def test_a_deepgram_response_renders_in_every_format() -> None:
+    transcript = Transcript.from_deepgram(RICH.read_bytes())
+    out = render(transcript)
+    assert list(out) == list(FORMATS)
+    assert parse_json(out["json"]) == transcript
+    srt_events = pysubs2.SSAFile.from_string(out["srt"], format_="srt")
+    vtt_captions = webvtt.from_string(out["vtt"]).captions
+    assert len(srt_events) == len(vtt_captions) > 0
+    assert " ".join(e.plaintext.replace("\n", " ") for e in srt_events).split() == _our_words(
+        transcript
+    )
+    # One Markdown paragraph per speaker turn: the turns alternate in this dialogue.
+    turns = [line for line in out["md"].splitlines() if line.startswith("**[")]
+    assert len(turns) == 8
+    assert [t.split("** ")[0][-10:] for t in turns[:2]] == ["Speaker 0:", "Speaker 1:"]
+    assert out["txt"].splitlines()[0] == (
+        "[00:00:00] Speaker 0: Welcome back to the show. Today we are talking about"
+        " subtitles, which sounds boring, but stay with me, because it turns out to be"
+        " surprisingly hard."
     )
