@@ -353,3 +353,14 @@ def test_bad_rules_are_rejected() -> None:
         CaptionRules(max_duration=0)
     with pytest.raises(ValueError, match="at least 1"):
         CaptionRules(max_lines=0)
+
+
+def test_blank_words_are_skipped_and_inner_whitespace_normalised() -> None:
+    words = [
+        Word(text="New\nYork", start=0.0, end=0.5),
+        Word(text="  ", start=0.5, end=0.6),
+        Word(text="City", start=0.6, end=1.0),
+    ]
+    (cue,) = build_cues(_transcript(words))
+    assert cue.lines == ("New York City",)
+    assert cue.words == (words[0], words[2])
