@@ -52,6 +52,7 @@ from .records import (
     Usage,
     Word,
 )
+from .render import CaptionRules, Cue, build_cues, render
 from .store import JobFields, JobStore, MemoryJobStore
 
 if TYPE_CHECKING:
@@ -60,8 +61,10 @@ if TYPE_CHECKING:
 __all__ = [
     "AudioChunk",
     "AudioflowError",
+    "CaptionRules",
     "ConfigurationError",
     "CorruptMediaError",
+    "Cue",
     "DecodeError",
     "EventKind",
     "InvalidTransitionError",
@@ -103,6 +106,8 @@ __all__ = [
     "Usage",
     "Word",
     "__version__",
+    "build_cues",
+    "render",
 ]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -181,6 +182,41 @@ class Transcript(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def text(self) -> str:
         return " ".join(s.text.strip() for s in self.segments if s.text.strip())
+
+    @classmethod
+    def from_deepgram(
+        cls, response: dict[str, Any] | bytes | bytearray | str, *, pause: float = 0.8
+    ) -> Transcript:
+        """Read a Deepgram pre-recorded (``/v1/listen``) response.
+
+        Segments come from ``results.utterances`` when present (channel 0's), else from
+        the sentences of ``results.channels[0].alternatives[0].paragraphs``, else from
+        that alternative's words, cut at sentence-ending punctuation, pauses of
+        ``pause`` seconds or more and speaker changes. Only channel 0 and the first
+        alternative are read. A word's text is its ``punctuated_word`` when the
+        response has one (``smart_format``/``punctuate``), else its ``word``.
+
+        Speakers (``diarize``): Deepgram's integer ``speaker`` becomes the label
+        ``"Speaker 0"``, ``"Speaker 1"``... on words and segments, and ``None`` without
+        diarization. ``duration`` is ``metadata.duration``; ``language`` is the channel's
+        ``detected_language`` (``None`` when language detection was off).
+
+        Args:
+            response: The response JSON as a ``dict``, ``bytes`` or ``str``. Unknown
+                fields are ignored. (A deepgram-sdk response model converts with
+                ``model_dump()``.)
+            pause: Seconds of silence that end a segment when the response has neither
+                utterances nor paragraphs.
+
+        Raises:
+            ValueError: Not JSON, not the shape of a pre-recorded response (the message
+                gives the path of the bad field), a Deepgram error body, or a word whose
+                end is before its start.
+            TypeError: ``response`` is not a dict, bytes or str.
+        """
+        from ._deepgram_response import transcript_from_deepgram
+
+        return transcript_from_deepgram(response, pause=pause)
 
 
 class QualityReport(msgspec.Struct, frozen=True, kw_only=True):
