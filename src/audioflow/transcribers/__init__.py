@@ -1,0 +1,7 @@
+"""Transcribers: the protocol and the built-in backends (imported lazily by name)."""
+
+from __future__ import annotations
+
+from .base import AudioWindow, Transcriber, WindowTranscript
+
+__all__ = ["AudioWindow", "Transcriber", "WindowTranscript"]

@@ -1,0 +1,76 @@
+"""The ``Transcriber`` protocol: windows of 16 kHz mono audio in, timed words out.
+
+The ``Transcribe`` stage packs consecutive speech segments into :class:`AudioWindow` s of
+at most ``max_window`` seconds and hands a transcriber up to ``max_batch`` of them per
+call. A transcriber reports times **relative to the start of each window** (0.0 is the
+window's first sample); the stage maps them back to the original media timeline through
+its timeline map, so transcribers never see gaps or offsets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from ..records import TranscriptSegment, Usage
+
+__all__ = ["AudioWindow", "Transcriber", "WindowTranscript"]
+
+
+class AudioWindow(msgspec.Struct, frozen=True, kw_only=True):
+    """Packed speech to transcribe: float32 mono samples in [-1, 1].
+
+    ``index`` is the window's position in the job (0, 1, ...), stable across retries,
+    so a transcriber or a checkpoint can name it.
+    """
+
+    samples: npt.NDArray[np.float32]
+    sample_rate: int = 16_000
+    index: int = 0
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+
+class WindowTranscript(msgspec.Struct, frozen=True, kw_only=True):
+    """What a transcriber heard in one window, times relative to the window start."""
+
+    index: int
+    segments: tuple[TranscriptSegment, ...] = ()
+    language: str | None = None
+    usage: Usage = Usage()
+
+
+@runtime_checkable
+class Transcriber(Protocol):
+    """Turns audio windows into timed words.
+
+    Attributes:
+        name: short identifier, e.g. ``"whisper"`` or ``"deepgram"``.
+        max_window: longest window in seconds the backend handles well (Whisper: 30).
+        max_batch: most windows one ``transcribe`` call accepts (1: no batching).
+    """
+
+    name: str
+    max_window: float
+    max_batch: int
+
+    async def transcribe(
+        self, windows: Sequence[AudioWindow], *, language: str | None = None
+    ) -> list[WindowTranscript]:
+        """Transcribe ``windows`` (at most ``max_batch``); one result per window, in order.
+
+        Raises:
+            TranscriptionError: or a subclass (``TranscriberAuthError``,
+                ``RateLimitedError``, ``TranscriberUnavailableError``).
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Release clients, models or threads the transcriber holds."""
+        ...
