@@ -1,0 +1,1 @@
+"""Helpers for testing audioflow and code built on it (media generators, ...)."""
