@@ -155,6 +155,8 @@ class SegmentBuilder:
         assert start is not None
         self._start = None
         self._energy = []
+        if end <= start:
+            return
         if not split and not self._start_split and end - start < self._min_speech:
             return  # too short to be speech (pieces of a split are always kept)
         padded_start = self._open_padded_start
@@ -188,8 +190,9 @@ class SegmentBuilder:
         self._close(k, split=True, out=out)
         self._begin(k, split=True, out=out)
         self._energy = rest
-        if silence is not None and silence >= k:
-            self._silence = silence
+        if silence is not None:
+            # Still inside the same low run: it now counts from the split point.
+            self._silence = max(silence, k)
 
 
 def postprocess(
