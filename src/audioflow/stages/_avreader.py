@@ -38,6 +38,10 @@ _CONTIGUOUS_FORMATS = frozenset({"mp3", "aac", "ac3", "eac3", "mp2", "wav", "w64
 _MAX_CONSECUTIVE_ERRORS = 200
 # Timestamp gaps shorter than this are jitter, not lost audio.
 _GAP_TOLERANCE = 0.05
+# Input samples resampled per call.
+_BATCH = 32_768
+# What a decoder raises for a packet it cannot use.
+_DECODE_ERRORS = (av.error.InvalidDataError, av.error.PatchWelcomeError, ValueError)
 
 
 @dataclass(slots=True)
@@ -188,70 +192,6 @@ class AudioReader:
 
     # ------------------------------------------------------------------ decode chain
 
-    def _packets(self) -> Iterator[Any]:
-        """Packets of the chosen stream; a demuxer error is recorded and re-synced."""
-        errors = 0
-        while True:
-            try:
-                for packet in self._container.demux(self._stream):
-                    errors = 0
-                    yield packet
-                return
-            except av.error.EOFError:
-                return
-            except av.error.FFmpegError as exc:
-                errors += 1
-                self._note(None, 0, 0.0, 1)
-                if errors >= _MAX_CONSECUTIVE_ERRORS:
-                    raise self._fail(CorruptMediaError, f"demuxing keeps failing: {exc}") from exc
-
-    def _decoded(self) -> Iterator[Any]:
-        """Decoded frames, or a float: seconds of audio lost to damage right here.
-
-        Packets the decoder rejects are skipped and recorded. In raw formats (packets
-        back to back, :data:`_CONTIGUOUS_FORMATS`) the hole between two good packets is
-        the damage: it covers bytes the demuxer skipped to resync and bogus packets it
-        cut out of garbage, and its length over the bit rate estimates the lost audio.
-        """
-        tb = self._stream.time_base
-        errors = 0
-        good_end: int | None = None  # byte offset just after the last usable packet
-        for packet in self._packets():
-            pos = packet.pos if packet.pos is not None and packet.pos >= 0 else None
-            frames = self._decode_packet(packet)
-            if packet.size == 0:
-                yield from frames or ()  # the demuxer's flush packet drains the decoder
-                continue
-            if frames is None:
-                errors += 1
-                if errors >= _MAX_CONSECUTIVE_ERRORS:
-                    raise self._fail(CorruptMediaError, "the decoder rejects every packet")
-                if self._contiguous:
-                    self._note(pos, 0, 0.0, 1)  # bytes and time come from the hole below
-                else:
-                    seconds = float(packet.duration * tb) if packet.duration and tb else 0.0
-                    self._note(pos, packet.size, seconds, 1)
-                continue
-            errors = 0
-            if self._contiguous and pos is not None:
-                if good_end is not None and pos > good_end:
-                    lost = self._bytes_to_seconds(pos - good_end)
-                    self._note(good_end, pos - good_end, lost, 0)
-                    if lost > 0.0:
-                        yield lost
-                good_end = pos + packet.size
-            yield from frames
-
-    def _decode_packet(self, packet: Any) -> list[Any] | None:
-        try:
-            return list(self._stream.codec_context.decode(packet))
-        except (av.error.InvalidDataError, av.error.PatchWelcomeError, ValueError):
-            return None
-        except av.error.FFmpegError as exc:
-            if exc.errno in (None, 0) or isinstance(exc, av.error.EOFError):
-                return []
-            return None
-
     def _bytes_to_seconds(self, nbytes: int) -> float:
         rate = self.info.bit_rate if self.info else None
         return nbytes * 8 / rate if rate else 0.0
@@ -281,46 +221,96 @@ class AudioReader:
         )
 
     def _resampled(self) -> Iterator[npt.NDArray[np.float32]]:
-        """Mono float32 arrays at the target rate, on the original timeline."""
-        resampler = self._new_resampler()
-        params: tuple[Any, ...] | None = None
-        next_time: float | None = None  # where the next frame should start, by timestamps
-        for item in self._decoded():
-            if isinstance(item, float):
-                gap, frame = item, None
-            else:
-                frame = item
-                gap = 0.0
-                # Raw formats' timestamps are synthesised by counting packets, so their
-                # holes are measured in bytes (above), not read from timestamps.
-                time = frame.time
-                if not self._contiguous and time is not None and next_time is not None:
-                    if time - next_time > _GAP_TOLERANCE:
-                        gap = time - next_time
-                        self._note(None, 0, gap, 0)
-            if frame is not None:
-                frame_params = (frame.format.name, frame.layout.name, frame.sample_rate)
-            if params is not None and (
-                gap > 0.0 or (frame is not None and frame_params != params)
-            ):
-                # A hole, or a format change (garbage can look like another sample
-                # rate): drain this resampler and start a fresh one.
-                yield from _planes(resampler.resample(None))
-                resampler = self._new_resampler()
-            if gap > 0.0:
-                # Keep later audio at its original time: fill the hole with silence.
-                self._position += gap
-                yield np.zeros(round(gap * self.sample_rate), dtype=np.float32)
-            if frame is None:
-                continue
-            params = frame_params
-            duration = frame.samples / frame.sample_rate
-            self._position += duration
-            if frame.time is not None:
-                next_time = frame.time + duration
-            elif next_time is not None:
-                next_time += duration
-            yield from _planes(resampler.resample(frame))
+        """Mono float32 arrays at the target rate, on the original timeline.
+
+        One loop, because it runs once per packet (tens of thousands of times for a
+        long file) and Python overhead is the cost that is ours, not FFmpeg's:
+
+        * demux packets of the chosen stream; a demuxer error is recorded and demuxing
+          resumes from where it stopped (re-sync);
+        * decode; a packet the decoder rejects is skipped and recorded. In raw formats
+          (:data:`_CONTIGUOUS_FORMATS`, packets back to back) the hole between two good
+          packets is the damage: it covers bytes the demuxer skipped to resync and the
+          bogus packets it cut out of garbage, and its length over the bit rate
+          estimates the lost audio. Elsewhere a jump in timestamps shows the hole;
+        * a hole is filled with silence so that later audio keeps its original time;
+        * decoded frames are batched in an ``AudioFifo`` and resampled ``_BATCH``
+          samples at a time (a few C calls per batch instead of per frame).
+        """
+        stream, container = self._stream, self._container
+        ctx = stream.codec_context
+        tb = float(stream.time_base) if stream.time_base else 0.0
+        contiguous = self._contiguous
+        fifo, resampler = av.AudioFifo(), self._new_resampler()
+        errors = 0
+        good_end: int | None = None  # byte offset just after the last usable packet
+        next_pts: int | None = None  # where the next frame should start, by timestamps
+        tolerance = _GAP_TOLERANCE / tb if tb else float("inf")
+        while True:
+            try:
+                for packet in container.demux(stream):
+                    try:
+                        frames = ctx.decode(packet)
+                    except _DECODE_ERRORS:
+                        errors += 1
+                        if errors >= _MAX_CONSECUTIVE_ERRORS:
+                            raise self._fail(
+                                CorruptMediaError, "the decoder rejects every packet"
+                            ) from None
+                        where = packet.pos if packet.pos is not None and packet.pos >= 0 else None
+                        if contiguous:
+                            self._note(where, 0, 0.0, 1)  # bytes: from the hole
+                        else:
+                            seconds = packet.duration * tb if packet.duration else 0.0
+                            self._note(where, packet.size, seconds, 1)
+                        continue
+                    errors = 0
+                    gap = 0.0
+                    if contiguous and packet.size:
+                        pos = packet.pos
+                        if good_end is not None and pos is not None and pos > good_end:
+                            gap = self._bytes_to_seconds(pos - good_end)
+                            self._note(good_end, pos - good_end, gap, 0)
+                        if pos is not None and pos >= 0:
+                            good_end = pos + packet.size
+                    for frame in frames:
+                        pts = frame.pts
+                        if not contiguous and pts is not None:
+                            if next_pts is not None and pts - next_pts > tolerance:
+                                gap = (pts - next_pts) * tb
+                                self._note(None, 0, gap, 0)
+                            next_pts = pts + round(frame.samples / frame.sample_rate / tb)
+                        if gap > 0.0:
+                            yield from self._drain(fifo, resampler)
+                            fifo, resampler = av.AudioFifo(), self._new_resampler()
+                            self._position += gap
+                            yield np.zeros(round(gap * self.sample_rate), dtype=np.float32)
+                            gap = 0.0
+                        frame.pts = None  # the FIFO insists on contiguous timestamps
+                        try:
+                            fifo.write(frame)
+                        except ValueError:
+                            # Another format or rate mid-stream (garbage can look like
+                            # that): finish the old batch, start a new chain.
+                            yield from self._drain(fifo, resampler)
+                            fifo, resampler = av.AudioFifo(), self._new_resampler()
+                            fifo.write(frame)
+                        self._position += frame.samples / frame.sample_rate
+                        if fifo.samples >= _BATCH:
+                            yield from _planes(resampler.resample(fifo.read()))
+                break
+            except av.error.EOFError:
+                break
+            except av.error.FFmpegError as exc:  # from the demuxer: resync and go on
+                errors += 1
+                self._note(None, 0, 0.0, 1)
+                if errors >= _MAX_CONSECUTIVE_ERRORS:
+                    raise self._fail(CorruptMediaError, f"demuxing keeps failing: {exc}") from exc
+        yield from self._drain(fifo, resampler)
+
+    def _drain(self, fifo: Any, resampler: Any) -> Iterator[npt.NDArray[np.float32]]:
+        if fifo.samples:
+            yield from _planes(resampler.resample(fifo.read()))
         yield from _planes(resampler.resample(None))
 
     def read_chunk(self) -> npt.NDArray[np.float32] | None:
