@@ -138,7 +138,7 @@ class SpeechDetector:
         if len(frames) == 0:
             return []
         probs = self.backend.probabilities(frames)
-        energy = np.mean(np.square(frames, dtype=np.float64), axis=1)
+        energy = np.einsum("ij,ij->i", frames, frames)  # split points only need an order
         return self.builder.feed(probs, energy)
 
     def _cut(self, spans: list[tuple[int, int]]) -> list[SpeechSegment]:
