@@ -146,6 +146,16 @@ class MediaInfo(msgspec.Struct, frozen=True, kw_only=True):
     has_video: bool = False
     bit_rate: int | None = None
     warnings: tuple[str, ...] = ()
+    #: Container index of the audio stream that was decoded, and how many audio streams
+    #: the container holds (several: see ``Decode`` for which one is picked).
+    stream_index: int | None = None
+    audio_streams: int = 0
+    #: Seconds of audio actually decoded (set once decoding finished).
+    decoded_duration: float | None = None
+    #: Damage skipped while decoding: bytes the demuxer or decoder could not use, and an
+    #: estimate of the audio they held. Where it was is in ``warnings``.
+    skipped_bytes: int = 0
+    skipped_seconds: float = 0.0
 
 
 # --------------------------------------------------------------------------- text

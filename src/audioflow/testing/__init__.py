@@ -3,6 +3,7 @@
 * :class:`JobStoreConformance` — the JobStore contract as a pytest test class to
   subclass for your own store (needs pytest).
 * :class:`FakeClock` — a clock that moves only when told to.
+* :mod:`audioflow.testing.media` — generators of real media files (PyAV encoders).
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""Pipeline stages: the stage contract, Decode, Quality and DetectSpeech."""

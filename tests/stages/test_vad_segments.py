@@ -1,0 +1,146 @@
+"""VAD post-processing: hypothesis properties of SegmentBuilder / postprocess."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from audioflow.vad import SegmentBuilder, SegmentRules, postprocess
+
+HOP = 0.03
+EPS = 1e-9
+
+
+@st.composite
+def prob_tracks(draw: st.DrawFn) -> list[float]:
+    """Runs of high / low / in-between probabilities, like a backend's output."""
+    track: list[float] = []
+    for _ in range(draw(st.integers(min_value=0, max_value=25))):
+        level = draw(st.sampled_from([0.0, 0.1, 0.4, 0.6, 0.9, 1.0]))
+        track += [level] * draw(st.integers(min_value=1, max_value=120))
+    return track
+
+
+rules_strategy = st.builds(
+    SegmentRules,
+    threshold=st.sampled_from([0.3, 0.5, 0.7]),
+    min_speech=st.sampled_from([0.0, 0.1, 0.25, 0.5]),
+    min_silence=st.sampled_from([0.03, 0.1, 0.3, 0.6]),
+    padding=st.sampled_from([0.0, 0.06, 0.2, 0.4]),
+    max_segment=st.sampled_from([None, 2.0, 3.0, 10.0]),
+)
+
+
+def _energy(track: list[float], seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).random(len(track))
+
+
+@given(prob_tracks(), rules_strategy, st.integers(0, 2**16))
+def test_segments_are_ordered_disjoint_and_inside_the_stream(
+    track: list[float], rules: SegmentRules, seed: int
+) -> None:
+    segments = postprocess(track, HOP, rules, _energy(track, seed))
+    total = len(track) * HOP
+    for start, end in segments:
+        assert -EPS <= start < end <= total + EPS
+    for (_, end), (start, _) in itertools.pairwise(segments):
+        assert end <= start + EPS
+
+
+@given(prob_tracks(), rules_strategy, st.integers(0, 2**16))
+def test_segments_respect_max_segment(track: list[float], rules: SegmentRules, seed: int) -> None:
+    for start, end in postprocess(track, HOP, rules, _energy(track, seed)):
+        if rules.max_segment is not None:
+            assert end - start <= rules.max_segment + EPS
+
+
+@given(prob_tracks(), rules_strategy, st.integers(0, 2**16))
+def test_every_long_enough_speech_run_is_covered(
+    track: list[float], rules: SegmentRules, seed: int
+) -> None:
+    segments = postprocess(track, HOP, rules, _energy(track, seed))
+    need = round(rules.min_speech / HOP)
+    i = 0
+    while i < len(track):
+        if track[i] < rules.threshold:
+            i += 1
+            continue
+        j = i
+        while j < len(track) and track[j] >= rules.threshold:
+            j += 1
+        if j - i >= need:
+            for frame in range(i, j):
+                t = (frame + 0.5) * HOP
+                assert any(s <= t <= e for s, e in segments), f"frame {frame} not covered"
+        i = j
+
+
+@given(prob_tracks(), rules_strategy, st.integers(0, 2**16))
+def test_every_segment_holds_speech(track: list[float], rules: SegmentRules, seed: int) -> None:
+    p = np.asarray(track)
+    for start, end in postprocess(track, HOP, rules, _energy(track, seed)):
+        inside = p[int(start / HOP + 0.5) : int(end / HOP + 0.5)]
+        # A split piece may begin in a dip, but every segment holds speech-level frames.
+        assert np.any(inside >= rules.low)
+
+
+@given(prob_tracks(), rules_strategy, st.integers(0, 2**16), st.data())
+def test_streaming_in_any_pieces_equals_one_call(
+    track: list[float], rules: SegmentRules, seed: int, data: st.DataObject
+) -> None:
+    energy = _energy(track, seed)
+    whole = SegmentBuilder(rules, HOP)
+    expected = whole.feed(track, energy) + whole.finish()
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(track)), max_size=6)))
+    builder = SegmentBuilder(rules, HOP)
+    got: list[tuple[int, int]] = []
+    for lo, hi in zip([0, *cuts], [*cuts, len(track)], strict=True):
+        got += builder.feed(track[lo:hi], energy[lo:hi])
+        # Audio before pending_from is never needed again.
+        assert all(end <= builder.frames for _, end in got)
+    got += builder.finish()
+    assert got == expected
+    for start, _ in expected:
+        assert start >= 0
+
+
+def test_short_blips_are_dropped_and_short_gaps_bridged() -> None:
+    rules = SegmentRules(min_speech=0.25, min_silence=0.3, padding=0.0, max_segment=None)
+    blip = [0.0] * 30 + [1.0] * 5 + [0.0] * 30  # 0.15 s of "speech"
+    assert postprocess(blip, HOP, rules) == []
+    gap = [1.0] * 20 + [0.0] * 5 + [1.0] * 20 + [0.0] * 30  # 0.15 s gap inside speech
+    assert postprocess(gap, HOP, rules) == [(0.0, pytest.approx(45 * HOP))]
+
+
+def test_padding_meets_in_the_middle() -> None:
+    rules = SegmentRules(min_speech=0.0, min_silence=0.09, padding=0.3, max_segment=None)
+    track = [0.0] * 20 + [1.0] * 10 + [0.0] * 6 + [1.0] * 10 + [0.0] * 20
+    (a0, a1), (b0, b1) = postprocess(track, HOP, rules)
+    assert a0 == pytest.approx(10 * HOP)  # 0.3 s of padding before the first
+    assert a1 == b0 == pytest.approx(33 * HOP)  # the middle of the 6-frame gap
+    assert b1 == pytest.approx(56 * HOP)
+
+
+def test_long_speech_is_split_at_the_quietest_point() -> None:
+    rules = SegmentRules(min_speech=0.0, padding=0.0, max_segment=3.0)
+    track = [1.0] * 300  # 9 s of speech
+    energy = np.ones(300)
+    energy[70] = 0.001  # the only quiet frame in the first window's second half
+    segments = postprocess(track, HOP, rules, energy)
+    assert segments[0] == (0.0, pytest.approx(70 * HOP))
+    assert all(e - s <= 3.0 + EPS for s, e in segments)
+    assert segments[-1][1] == pytest.approx(9.0)
+    # The pieces of a split touch: no audio is lost between them.
+    for (_, end), (start, _) in itertools.pairwise(segments):
+        assert end == pytest.approx(start)
+
+
+def test_rules_are_validated() -> None:
+    with pytest.raises(ValueError, match="max_segment"):
+        SegmentRules(padding=1.0, max_segment=1.0)
+    with pytest.raises(ValueError, match=">= 0"):
+        SegmentRules(padding=-0.1)
