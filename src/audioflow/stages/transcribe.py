@@ -1,0 +1,278 @@
+"""``Transcribe``: speech segments in, transcript segments on the original timeline out.
+
+Consecutive :class:`~audioflow.SpeechSegment` s are packed into windows of at most the
+transcriber's ``max_window`` seconds, each with a :class:`~audioflow.timeline.TimelineMap`.
+Windows go to the transcriber ``max_batch`` at a time, with at most ``concurrency``
+calls in flight; every word comes back relative to its window and is mapped to the
+original timeline by its own offset (:meth:`TimelineMap.map_word`). Segments are emitted
+in window order whatever order the calls finish in.
+
+Memory stays bounded: at most ``concurrency * max_batch`` windows are waiting, in flight
+or finished but not yet emitted, together.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable, Mapping
+
+import anyio
+import msgspec
+import numpy as np
+import numpy.typing as npt
+from anyio.abc import ObjectReceiveStream, ObjectSendStream
+from anyio.streams.memory import MemoryObjectReceiveStream
+
+from ..errors import AudioflowError, TranscriptionError
+from ..records import SpeechSegment, TranscriptSegment, Usage
+from ..timeline import TimelineMap
+from ..transcribers.base import AudioWindow, Transcriber, WindowTranscript
+from .base import StageContext, _root_cause
+
+__all__ = ["PackedWindow", "Transcribe", "WindowPacker"]
+
+#: Called with each finished window (e.g. to checkpoint it in the job store).
+WindowCallback = Callable[[WindowTranscript], Awaitable[None]]
+
+
+class PackedWindow(msgspec.Struct, frozen=True, kw_only=True):
+    """A window of packed speech and the map of its audio back to the original timeline."""
+
+    window: AudioWindow
+    timeline: TimelineMap
+
+
+class WindowPacker:
+    """Packs speech segments into windows of at most ``max_window`` seconds.
+
+    Segments are laid back to back with ``gap`` seconds of silence between them. A
+    segment longer than a window is cut into window-sized pieces (the VAD's
+    ``max_segment`` normally prevents that by cutting at the quietest point).
+    """
+
+    def __init__(self, max_window: float, *, gap: float = 0.1, sample_rate: int = 16_000):
+        if not max_window > gap:
+            raise ValueError("max_window must be longer than the gap")
+        self.max_window = max_window
+        self.gap = gap
+        self.sample_rate = sample_rate
+        self._pieces: list[tuple[float, npt.NDArray[np.float32]]] = []
+        self._length = 0  # samples in the current window, gaps included
+        self._index = 0
+
+    def _gap_samples(self) -> int:
+        return round(self.gap * self.sample_rate) if self._pieces else 0
+
+    def push(self, segment: SpeechSegment) -> list[PackedWindow]:
+        """Add a segment; returns the windows it completed (usually none or one)."""
+        if segment.sample_rate != self.sample_rate:
+            raise ValueError(f"expected {self.sample_rate} Hz speech, got {segment.sample_rate}")
+        limit = math.floor(self.max_window * self.sample_rate)
+        out = []
+        start, samples = segment.start, segment.samples
+        while len(samples):
+            room = limit - self._length - self._gap_samples()
+            if room <= 0 or (len(samples) > room and self._pieces):
+                out.append(self._emit())  # it does not fit: close this window first
+                continue
+            piece = samples[:room]
+            self._length += self._gap_samples() + len(piece)
+            self._pieces.append((start, piece))
+            start += len(piece) / self.sample_rate
+            samples = samples[room:]
+        return out
+
+    def finish(self) -> list[PackedWindow]:
+        """The last, partial window (if any speech is left)."""
+        return [self._emit()] if self._pieces else []
+
+    def _emit(self) -> PackedWindow:
+        gap = np.zeros(round(self.gap * self.sample_rate), dtype=np.float32)
+        parts: list[npt.NDArray[np.float32]] = []
+        for i, (_, piece) in enumerate(self._pieces):
+            if i:
+                parts.append(gap)
+            parts.append(piece)
+        # Spans from sample counts, so packed positions match the audio exactly.
+        spans = [(s, s + len(p) / self.sample_rate) for s, p in self._pieces]
+        timeline = TimelineMap.pack(spans, gap=len(gap) / self.sample_rate)
+        window = AudioWindow(
+            samples=np.concatenate(parts), sample_rate=self.sample_rate, index=self._index
+        )
+        self._index += 1
+        self._pieces, self._length = [], 0
+        return PackedWindow(window=window, timeline=timeline)
+
+
+def map_window(result: WindowTranscript, timeline: TimelineMap) -> list[TranscriptSegment]:
+    """The window's segments with every word (and segment bound) on the original timeline."""
+    out = []
+    for segment in result.segments:
+        words = tuple(timeline.map_word(w) for w in segment.words)
+        if words:
+            start, end = words[0].start, max(w.end for w in words)
+        else:
+            start, end = timeline.map_span(segment.start, max(segment.start, segment.end))
+        out.append(
+            msgspec.structs.replace(
+                segment,
+                start=start,
+                end=end,
+                words=words,
+                language=segment.language or result.language,
+            )
+        )
+    return out
+
+
+class Transcribe:
+    """Stage: :class:`~audioflow.SpeechSegment` s in, :class:`~audioflow.TranscriptSegment` s out.
+
+    Args:
+        transcriber: any :class:`~audioflow.transcribers.Transcriber`.
+        language: passed to the transcriber (``None``: detect).
+        concurrency: transcriber calls in flight at once.
+        gap: seconds of silence between packed segments.
+        done: windows already transcribed (by index), e.g. from a checkpoint; they are
+            not sent to the transcriber again.
+        on_window: awaited with every newly transcribed window, in window order.
+
+    After ``run``: ``usage`` sums the transcriber's usage, ``language`` is the first
+    language it reported, ``windows`` counts the windows.
+    """
+
+    name = "transcribe"
+
+    def __init__(
+        self,
+        transcriber: Transcriber,
+        *,
+        language: str | None = None,
+        concurrency: int = 2,
+        gap: float = 0.1,
+        done: Mapping[int, WindowTranscript] | None = None,
+        on_window: WindowCallback | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.transcriber = transcriber
+        self.language = language
+        self.concurrency = concurrency
+        self.gap = gap
+        self.done = dict(done or {})
+        self.on_window = on_window
+        self.usage = Usage()
+        self.windows = 0
+
+    def __repr__(self) -> str:
+        return f"Transcribe(transcriber={self.transcriber.name!r}, concurrency={self.concurrency})"
+
+    async def run(
+        self,
+        inbox: ObjectReceiveStream[SpeechSegment],
+        outbox: ObjectSendStream[TranscriptSegment],
+        ctx: StageContext,
+    ) -> None:
+        """Pack, transcribe and map; see the class docstring."""
+        batch_size = max(1, self.transcriber.max_batch)
+        bound = self.concurrency * batch_size
+        # One slot per window from packing until it is emitted: bounds the windows
+        # waiting, in flight and finished-but-out-of-order together.
+        slots = anyio.Semaphore(bound)
+        send_windows, receive_windows = anyio.create_memory_object_stream[PackedWindow](bound)
+        results: dict[int, tuple[WindowTranscript, TimelineMap]] = {}
+        changed = anyio.Event()
+        total: int | None = None
+
+        def notify() -> None:
+            nonlocal changed
+            changed.set()
+            changed = anyio.Event()
+
+        async def pack() -> None:
+            nonlocal total
+            packer = WindowPacker(self.transcriber.max_window, gap=self.gap)
+            count = 0
+            async with send_windows, inbox:
+                async for segment in inbox:
+                    for packed in packer.push(segment):
+                        await slots.acquire()
+                        await send_windows.send(packed)
+                        count += 1
+                for packed in packer.finish():
+                    await slots.acquire()
+                    await send_windows.send(packed)
+                    count += 1
+            total = count
+            notify()
+
+        async def work(windows: MemoryObjectReceiveStream[PackedWindow]) -> None:
+            async with windows:
+                async for first in windows:
+                    batch = [first]
+                    while len(batch) < batch_size:
+                        try:
+                            batch.append(windows.receive_nowait())
+                        except (anyio.WouldBlock, anyio.EndOfStream):
+                            break
+                    for packed, result in zip(batch, await self._call(batch, ctx), strict=True):
+                        results[packed.window.index] = (result, packed.timeline)
+                    notify()
+
+        async def emit() -> None:
+            async with outbox:
+                index = 0
+                while total is None or index < total:
+                    if index not in results:
+                        await changed.wait()
+                        continue
+                    result, timeline = results.pop(index)
+                    if index not in self.done and self.on_window is not None:
+                        await self.on_window(result)
+                    self.usage = _add_usage(self.usage, result.usage)
+                    self.language = self.language or result.language
+                    for segment in map_window(result, timeline):
+                        await outbox.send(segment)
+                    slots.release()
+                    index += 1
+                    self.windows = index
+                    ctx.progress(self.name, math.nan, f"{index} window(s) transcribed")
+
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(pack)
+                async with receive_windows:
+                    for _ in range(self.concurrency):
+                        tg.start_soon(work, receive_windows.clone())
+                tg.start_soon(emit)
+        except BaseExceptionGroup as group:
+            raise _root_cause(group)  # noqa: B904 - keep the root cause's own __cause__
+
+    async def _call(self, batch: list[PackedWindow], ctx: StageContext) -> list[WindowTranscript]:
+        todo = [p.window for p in batch if p.window.index not in self.done]
+        fresh: dict[int, WindowTranscript] = {}
+        if todo:
+            try:
+                out = await self.transcriber.transcribe(todo, language=self.language)
+            except AudioflowError:
+                raise
+            except Exception as exc:
+                raise TranscriptionError(
+                    f"{self.transcriber.name} transcriber failed: {exc}", job_id=ctx.job_id
+                ) from exc
+            if len(out) != len(todo):
+                raise TranscriptionError(
+                    f"{self.transcriber.name} returned {len(out)} results for {len(todo)} windows",
+                    job_id=ctx.job_id,
+                )
+            fresh = {w.index: r for w, r in zip(todo, out, strict=True)}
+        return [self.done.get(p.window.index) or fresh[p.window.index] for p in batch]
+
+
+def _add_usage(a: Usage, b: Usage) -> Usage:
+    return Usage(
+        audio_seconds=a.audio_seconds + b.audio_seconds,
+        billed_seconds=a.billed_seconds + b.billed_seconds,
+        cost=a.cost + b.cost,
+        requests=a.requests + b.requests,
+    )

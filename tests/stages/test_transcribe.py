@@ -1,0 +1,198 @@
+"""Transcribe: packing, batching, order, and words landing on the original timeline.
+
+Real audio (tone bursts at known times) goes through real packing, real VAD and the
+model-free ``BurstTranscriber``, which names each burst by its frequency, so every word
+can be checked against the time it was played.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import anyio
+import numpy as np
+import pytest
+
+from audioflow import AudioChunk, SpeechSegment, TranscriberAuthError, TranscriptionError
+from audioflow.stages.base import run_stages
+from audioflow.stages.transcribe import Transcribe, WindowPacker
+from audioflow.stages.vad import DetectSpeech
+from audioflow.testing.transcribers import BurstTranscriber
+from audioflow.transcribers import AudioWindow, WindowTranscript
+
+pytestmark = pytest.mark.anyio
+RATE = 16_000
+
+# (frequency Hz, start s, end s): bursts spread over a minute, several per window.
+BURSTS = [(300 + 100 * i, 2.0 + 4.7 * i, 2.0 + 4.7 * i + 0.3 + 0.05 * (i % 4)) for i in range(12)]
+
+
+def scene() -> np.ndarray:
+    audio = np.zeros(int(62 * RATE), dtype=np.float32)
+    for freq, start, end in BURSTS:
+        t = np.arange(round((end - start) * RATE)) / RATE
+        a = round(start * RATE)
+        audio[a : a + len(t)] = 0.5 * np.sin(2 * np.pi * freq * t)
+    return audio
+
+
+def segments_around_bursts(audio: np.ndarray, pad: float = 0.2) -> list[SpeechSegment]:
+    out = []
+    for _, start, end in BURSTS:
+        a, b = round((start - pad) * RATE), round((end + pad) * RATE)
+        out.append(SpeechSegment(start=a / RATE, end=b / RATE, samples=audio[a:b]))
+    return out
+
+
+def assert_words_at_burst_times(segments: Sequence[object], tolerance: float = 0.015) -> None:
+    words = [w for s in segments for w in s.words]  # type: ignore[attr-defined]
+    assert [w.text for w in words] == [f"f{freq}" for freq, _, _ in BURSTS]
+    for word, (_, start, end) in zip(words, BURSTS, strict=True):
+        assert word.start == pytest.approx(start, abs=tolerance)
+        assert word.end == pytest.approx(end, abs=tolerance)
+
+
+def test_packer_fills_windows_without_exceeding_them() -> None:
+    packer = WindowPacker(2.0, gap=0.1)
+    segs = segments_around_bursts(scene())
+    windows = [w for s in segs for w in packer.push(s)] + packer.finish()
+    assert [w.window.index for w in windows] == list(range(len(windows)))
+    assert all(w.window.duration <= 2.0 for w in windows)
+    assert len(windows) < len(segs)  # several segments share a window
+    spans = [
+        t for w in windows for p in w.timeline.pieces for t in (p.original_start, p.original_end)
+    ]
+    assert spans == pytest.approx([t for s in segs for t in (s.start, s.end)])
+    for w in windows:
+        assert w.timeline.packed_duration == pytest.approx(w.window.duration)
+
+
+def test_packer_cuts_a_segment_longer_than_a_window() -> None:
+    long = SpeechSegment(start=10.0, end=22.0, samples=np.ones(12 * RATE, dtype=np.float32))
+    packer = WindowPacker(5.0)
+    windows = packer.push(long) + packer.finish()
+    assert [w.window.duration for w in windows] == pytest.approx([5.0, 5.0, 2.0])
+    assert [w.timeline.pieces[0].original_start for w in windows] == pytest.approx([10, 15, 20])
+
+
+class _Gated(BurstTranscriber):
+    """Holds every call until ``gate`` opens, so that windows queue up meanwhile."""
+
+    def __init__(self) -> None:
+        super().__init__(max_window=2.0, max_batch=2)
+        self.gate = anyio.Event()
+
+    async def transcribe(
+        self, windows: Sequence[AudioWindow], *, language: str | None = None
+    ) -> list[WindowTranscript]:
+        await self.gate.wait()
+        return await super().transcribe(windows, language=language)
+
+
+async def test_words_land_on_the_original_timeline_across_packed_windows() -> None:
+    transcriber = _Gated()
+    stage = Transcribe(transcriber, concurrency=2)
+    out: list[object] = []
+
+    async def run() -> None:
+        out.extend(await run_stages(segments_around_bursts(scene()), stage))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run)
+        await anyio.wait_all_tasks_blocked()  # two calls held, the next windows queued
+        transcriber.gate.set()
+    assert_words_at_burst_times(out)
+    assert stage.windows > 3
+    assert sorted(transcriber.seen) == list(range(stage.windows))
+    assert transcriber.calls < stage.windows  # queued windows went out as batches
+    assert stage.usage.requests == stage.windows
+    assert stage.language == "tones"
+
+
+async def test_chain_with_real_speech_detection() -> None:
+    audio = scene()
+    chunks = [
+        AudioChunk(samples=audio[i : i + 10 * RATE], start=i / RATE)
+        for i in range(0, len(audio), 10 * RATE)
+    ]
+    out = await run_stages(
+        chunks,
+        DetectSpeech("energy", padding=0.2),
+        Transcribe(BurstTranscriber(max_window=8.0, max_batch=3)),
+    )
+    assert_words_at_burst_times(out)
+
+
+class _ReversedCalls(BurstTranscriber):
+    """Finishes the call holding window 0 only after the call holding window 1."""
+
+    def __init__(self) -> None:
+        super().__init__(max_window=5.0, max_batch=1)
+        self.window1_done = anyio.Event()
+
+    async def transcribe(
+        self, windows: Sequence[AudioWindow], *, language: str | None = None
+    ) -> list[WindowTranscript]:
+        if windows[0].index == 0:
+            await self.window1_done.wait()
+        out = await super().transcribe(windows, language=language)
+        if windows[0].index == 1:
+            self.window1_done.set()
+        return out
+
+
+async def test_segments_come_out_in_window_order_whatever_finishes_first() -> None:
+    transcriber = _ReversedCalls()
+    with anyio.fail_after(30):
+        out = await run_stages(
+            segments_around_bursts(scene()), Transcribe(transcriber, concurrency=2)
+        )
+    assert transcriber.seen[:2] == [1, 0]
+    assert_words_at_burst_times(out)
+
+
+async def test_done_windows_are_not_transcribed_again() -> None:
+    first = BurstTranscriber(max_window=5.0, max_batch=1)
+    finished: list[WindowTranscript] = []
+
+    async def keep(result: WindowTranscript) -> None:
+        finished.append(result)
+
+    full = await run_stages(segments_around_bursts(scene()), Transcribe(first, on_window=keep))
+    assert [r.index for r in finished] == list(range(len(finished)))
+    again = BurstTranscriber(max_window=5.0, max_batch=1)
+    done = {r.index: r for r in finished[:3]}
+    resumed = await run_stages(
+        segments_around_bursts(scene()), Transcribe(again, done=done, on_window=keep)
+    )
+    assert 0 not in again.seen and 1 not in again.seen and 2 not in again.seen
+    assert sorted(again.seen) == list(range(3, len(finished)))
+    assert resumed == full
+
+
+class _Failing(BurstTranscriber):
+    def __init__(self, exc: Exception) -> None:
+        super().__init__(max_window=5.0)
+        self.exc = exc
+
+    async def transcribe(
+        self, windows: Sequence[AudioWindow], *, language: str | None = None
+    ) -> list[WindowTranscript]:
+        raise self.exc
+
+
+async def test_backend_errors_become_transcription_errors() -> None:
+    with pytest.raises(TranscriptionError, match="bursts transcriber failed") as info:
+        await run_stages(segments_around_bursts(scene()), Transcribe(_Failing(OSError("x"))))
+    assert isinstance(info.value.__cause__, OSError)
+    with pytest.raises(TranscriberAuthError):
+        await run_stages(
+            segments_around_bursts(scene()),
+            Transcribe(_Failing(TranscriberAuthError("bad key"))),
+        )
+
+
+async def test_no_speech_gives_no_segments() -> None:
+    transcriber = BurstTranscriber()
+    assert await run_stages([], Transcribe(transcriber)) == []
+    assert transcriber.calls == 0
