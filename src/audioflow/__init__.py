@@ -31,8 +31,10 @@ from .errors import (
     TranscriptionError,
     UnsupportedMediaError,
 )
+from .pipeline import Pipeline
 from .records import (
     AudioChunk,
+    Checkpoint,
     EventKind,
     Job,
     JobChanges,
@@ -50,6 +52,7 @@ from .records import (
     Transcript,
     TranscriptSegment,
     Usage,
+    WindowTranscript,
     Word,
 )
 from .render import CaptionRules, Cue, build_cues, render
@@ -62,6 +65,7 @@ __all__ = [
     "AudioChunk",
     "AudioflowError",
     "CaptionRules",
+    "Checkpoint",
     "ConfigurationError",
     "CorruptMediaError",
     "Cue",
@@ -88,6 +92,7 @@ __all__ = [
     "MemoryJobStore",
     "MissingDependencyError",
     "NoAudioStreamError",
+    "Pipeline",
     "Progress",
     "QualityReport",
     "RateLimitedError",
@@ -104,6 +109,7 @@ __all__ = [
     "TranscriptionError",
     "UnsupportedMediaError",
     "Usage",
+    "WindowTranscript",
     "Word",
     "__version__",
     "build_cues",

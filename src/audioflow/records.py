@@ -21,6 +21,7 @@ __all__ = [
     "FINISHED_STATUSES",
     "TERMINAL_STATUSES",
     "AudioChunk",
+    "Checkpoint",
     "EventKind",
     "Job",
     "JobChanges",
@@ -38,6 +39,7 @@ __all__ = [
     "Transcript",
     "TranscriptSegment",
     "Usage",
+    "WindowTranscript",
     "Word",
     "utcnow",
 ]
@@ -252,6 +254,29 @@ class Usage(msgspec.Struct, frozen=True, kw_only=True):
     requests: int = 0
 
 
+class WindowTranscript(msgspec.Struct, frozen=True, kw_only=True):
+    """What a transcriber heard in one window, times relative to the window start.
+
+    Also what a job checkpoints per finished window, so a retried job resumes.
+    """
+
+    index: int
+    segments: tuple[TranscriptSegment, ...] = ()
+    language: str | None = None
+    usage: Usage = Usage()
+
+
+class Checkpoint(msgspec.Struct, frozen=True, kw_only=True):
+    """Finished transcription windows of a job, valid only for the same ``key``.
+
+    ``key`` fingerprints what the windows depend on (the source file, the transcriber,
+    packing and speech-detection settings); a run with another key ignores them.
+    """
+
+    key: str
+    windows: tuple[WindowTranscript, ...] = ()
+
+
 class JobResult(msgspec.Struct, frozen=True, kw_only=True):
     """What a finished job produced; ``artifacts`` maps a format to its rendered text."""
 
@@ -284,6 +309,7 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
     lease: Lease | None = None
     version: int = 0
     meta: dict[str, str] = {}
+    checkpoint: Checkpoint | None = None
 
 
 class JobChanges(msgspec.Struct, frozen=True, kw_only=True):
@@ -301,6 +327,7 @@ class JobChanges(msgspec.Struct, frozen=True, kw_only=True):
     attempts: int | msgspec.UnsetType = msgspec.UNSET
     lease: Lease | msgspec.UnsetType | None = msgspec.UNSET
     meta: dict[str, str] | msgspec.UnsetType = msgspec.UNSET
+    checkpoint: Checkpoint | msgspec.UnsetType | None = msgspec.UNSET
 
     def fields(self) -> tuple[str, ...]:
         """Names of the fields this change set, in record order."""

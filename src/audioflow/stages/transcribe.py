@@ -135,7 +135,9 @@ class Transcribe:
         gap: seconds of silence between packed segments.
         done: windows already transcribed (by index), e.g. from a checkpoint; they are
             not sent to the transcriber again.
-        on_window: awaited with every newly transcribed window, in window order.
+        on_window: awaited with every newly transcribed window as soon as its call
+            returns (in any order; shielded from cancellation, so a checkpoint of a
+            window that was paid for is not lost).
 
     After ``run``: ``usage`` sums the transcriber's usage, ``language`` is the first
     language it reported, ``windows`` counts the windows.
@@ -217,6 +219,11 @@ class Transcribe:
                             break
                     for packed, result in zip(batch, await self._call(batch, ctx), strict=True):
                         results[packed.window.index] = (result, packed.timeline)
+                        if self.on_window is not None and packed.window.index not in self.done:
+                            # Shielded: a window paid for is recorded even if the job is
+                            # being cancelled right now.
+                            with anyio.CancelScope(shield=True):
+                                await self.on_window(result)
                     notify()
 
         async def emit() -> None:
@@ -227,8 +234,6 @@ class Transcribe:
                         await changed.wait()
                         continue
                     result, timeline = results.pop(index)
-                    if index not in self.done and self.on_window is not None:
-                        await self.on_window(result)
                     self.usage = _add_usage(self.usage, result.usage)
                     self.language = self.language or result.language
                     for segment in map_window(result, timeline):

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import msgspec
+import numpy as np
 
 from ..errors import JobCorruptedError
 from ..records import Job, JobChanges
@@ -25,7 +26,15 @@ __all__ = [
     "normalize_values",
 ]
 
-_encoder = msgspec.json.Encoder()
+
+def _enc_hook(obj: Any) -> Any:
+    # numpy scalars (a transcriber's np.float64 times) are stored as plain numbers.
+    if isinstance(obj, np.generic):
+        return obj.item()
+    raise NotImplementedError(f"cannot store objects of type {type(obj).__name__}")
+
+
+_encoder = msgspec.json.Encoder(enc_hook=_enc_hook)
 
 #: Record fields in declaration order.
 FIELDS: tuple[str, ...] = Job.__struct_fields__

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any, Protocol, TypedDict, Unpack, runtime_checkable
 
 from ..records import (
+    Checkpoint,
     Job,
     JobError,
     JobEvent,
@@ -49,6 +50,7 @@ class JobFields(TypedDict, total=False):
     finished_at: datetime | None
     attempts: int
     meta: dict[str, str]
+    checkpoint: Checkpoint | None
 
 
 #: Names of the fields ``update`` and ``transition`` accept.

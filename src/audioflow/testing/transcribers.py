@@ -64,7 +64,7 @@ class BurstTranscriber:
         loud = np.sqrt(np.mean(frames.astype(np.float64) ** 2, axis=1)) > self.threshold
         edges = np.flatnonzero(np.diff(np.concatenate(([0], loud.astype(np.int8), [0]))))
         words = []
-        for begin, end in zip(edges[::2], edges[1::2], strict=True):
+        for begin, end in zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True):
             burst = window.samples[begin * hop : end * hop]
             spectrum = np.abs(np.fft.rfft(burst * np.hanning(len(burst))))
             freq = float(np.argmax(spectrum)) * rate / len(burst)

@@ -16,7 +16,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from ..records import TranscriptSegment, Usage
+from ..records import WindowTranscript
 
 __all__ = ["AudioWindow", "Transcriber", "WindowTranscript"]
 
@@ -35,15 +35,6 @@ class AudioWindow(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def duration(self) -> float:
         return len(self.samples) / self.sample_rate
-
-
-class WindowTranscript(msgspec.Struct, frozen=True, kw_only=True):
-    """What a transcriber heard in one window, times relative to the window start."""
-
-    index: int
-    segments: tuple[TranscriptSegment, ...] = ()
-    language: str | None = None
-    usage: Usage = Usage()
 
 
 @runtime_checkable

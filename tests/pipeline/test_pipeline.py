@@ -1,0 +1,197 @@
+"""End-to-end: Pipeline.run through the public API, on real media, with both stores."""
+
+from __future__ import annotations
+
+import functools
+import os
+import tempfile
+import threading
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import anyio
+import pytest
+from burst_media import bursts, write_bursts
+
+from audioflow import (
+    DecodeError,
+    JobStatus,
+    JobStore,
+    MemoryJobStore,
+    Pipeline,
+    Progress,
+    RedisJobStore,
+    Transcript,
+)
+from audioflow.testing.transcribers import BurstTranscriber
+from audioflow.transcribers import AudioWindow, WindowTranscript
+from redis_helpers import delete_prefix, redis_url
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store(request: pytest.FixtureRequest, anyio_backend: object) -> AsyncIterator[JobStore]:
+    if request.param == "memory":
+        yield MemoryJobStore()
+        return
+    backend = anyio_backend[0] if isinstance(anyio_backend, tuple) else anyio_backend
+    if backend != "asyncio":
+        pytest.skip("redis.asyncio runs on asyncio only")
+    prefix = f"audioflow-test:{os.urandom(6).hex()}:"
+    async with RedisJobStore(redis_url(), prefix=prefix) as redis_store:
+        yield redis_store
+    delete_prefix(redis_url(), prefix)
+
+
+def words_of(transcript: Transcript | None) -> list[tuple[str, float, float]]:
+    assert transcript is not None
+    return [(w.text, w.start, w.end) for s in transcript.segments for w in s.words]
+
+
+def assert_words_at(
+    transcript: Transcript | None, plan: Sequence[tuple[int, float, float]]
+) -> None:
+    words = words_of(transcript)
+    assert [w[0] for w in words] == [f"f{freq}" for freq, _, _ in plan]
+    for (_, start, end), (_, ws, we) in zip(plan, words, strict=True):
+        assert ws == pytest.approx(start, abs=0.02)
+        assert we == pytest.approx(end, abs=0.02)
+
+
+async def test_job_completes_with_result_artifacts_and_monotone_progress(
+    store: JobStore, burst_file: tuple[Path, list[tuple[int, float, float]]]
+) -> None:
+    path, plan = burst_file
+    seen: list[Progress] = []
+    pipeline = Pipeline(BurstTranscriber(max_window=4.0), store=store, progress_interval=0.0)
+    result = await pipeline.run(path, job_id="job-1", on_progress=seen.append)
+    assert_words_at(result.transcript, plan)
+    assert set(result.artifacts) == {"srt", "vtt", "json", "txt", "md"}
+    assert "f400" in result.artifacts["srt"] and "WEBVTT" in result.artifacts["vtt"]
+    assert result.media is not None and result.media.duration == pytest.approx(25.0, abs=0.05)
+    assert result.quality is not None and result.usage.requests > 0
+    job = await store.get("job-1")
+    assert job is not None and job.status is JobStatus.COMPLETED
+    assert job.artifacts == result.artifacts
+    assert job.result is not None and job.result.transcript == result.transcript
+    assert job.progress.fraction == 1.0 and job.error is None
+    fractions = [p.fraction for p in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert len(fractions) >= 2
+    history = [e async for e in store.watch("job-1", cursor="0")]
+    stored = [e.changes.progress.fraction for e in history if e.changes.progress]  # type: ignore[union-attr]
+    assert stored == sorted(stored) and stored[-1] == 1.0
+    # A completed job_id is not run again: its stored result comes back.
+    again = await pipeline.run(path, job_id="job-1")
+    assert again.artifacts == result.artifacts
+
+
+async def test_corrupt_file_fails_the_job_with_a_readable_error(
+    store: JobStore, tmp_path: Path
+) -> None:
+    bad = tmp_path / "broken.mp3"
+    bad.write_bytes(os.urandom(20_000))
+    before = set(os.listdir(tempfile.gettempdir()))
+    pipeline = Pipeline(BurstTranscriber(), store=store)
+    with pytest.raises(DecodeError):
+        await pipeline.run(bad, job_id="bad-1")
+    job = await store.get("bad-1")
+    assert job is not None and job.status is JobStatus.FAILED
+    assert job.error is not None
+    assert job.error.type in {"UnsupportedMediaError", "CorruptMediaError"}
+    assert "broken.mp3" in job.error.message and job.error.stage == "decode"
+    assert set(os.listdir(tempfile.gettempdir())) - before == set()
+
+
+class _Gate(BurstTranscriber):
+    """Transcribes ``allow`` windows, then holds every further call until cancelled."""
+
+    def __init__(self, allow: int) -> None:
+        super().__init__(max_window=2.0, max_batch=1)
+        self.allow = allow
+        self.reached = anyio.Event()
+
+    async def transcribe(
+        self, windows: Sequence[AudioWindow], *, language: str | None = None
+    ) -> list[WindowTranscript]:
+        if len(self.seen) >= self.allow:
+            self.reached.set()
+            await anyio.sleep_forever()
+        return await super().transcribe(windows, language=language)
+
+
+def _own_threads() -> set[str]:
+    pools = ("AnyIO worker thread", "Trio thread", "ThreadPoolExecutor", "asyncio_")
+    return {t.name for t in threading.enumerate() if not t.name.startswith(pools)}
+
+
+async def test_cancelled_run_is_marked_cancelled_and_resumes_without_repeating_windows(
+    store: JobStore, burst_file: tuple[Path, list[tuple[int, float, float]]]
+) -> None:
+    path, plan = burst_file
+    threads = _own_threads()
+    gate = _Gate(allow=2)
+    pipeline = Pipeline(gate, store=store, concurrency=1)
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(functools.partial(pipeline.run, path, job_id="resume-1"))
+            await gate.reached.wait()
+            tg.cancel_scope.cancel()
+    job = await store.get("resume-1")
+    assert job is not None and job.status is JobStatus.CANCELLED
+    assert job.checkpoint is not None
+    assert [w.index for w in job.checkpoint.windows] == [0, 1]
+    assert _own_threads() - threads == set()
+
+    second = BurstTranscriber(max_window=2.0, max_batch=1)
+    resumed = await Pipeline(second, store=store, concurrency=1).run(path, job_id="resume-1")
+    assert second.seen == list(range(2, 2 + len(second.seen)))  # nothing sent again
+    assert len(second.seen) >= 2
+    fresh = await Pipeline(BurstTranscriber(max_window=2.0, max_batch=1)).run(path)
+    assert resumed.artifacts == fresh.artifacts
+    assert_words_at(resumed.transcript, plan)
+    job = await store.get("resume-1")
+    assert job is not None and job.status is JobStatus.COMPLETED
+
+
+async def test_many_jobs_at_once_keep_their_own_records(store: JobStore, tmp_path: Path) -> None:
+    plans = {f"many-{i}": bursts(300 + 180 * i, count=3) for i in range(20)}
+    paths = {
+        job_id: write_bursts(tmp_path / f"{job_id}.wav", p, 9.0) for job_id, p in plans.items()
+    }
+    pipeline = Pipeline(BurstTranscriber(max_window=4.0), store=store, progress_interval=0.0)
+    results = {}
+
+    async def one(job_id: str) -> None:
+        results[job_id] = await pipeline.run(paths[job_id], job_id=job_id)
+
+    async with anyio.create_task_group() as tg:
+        for job_id in plans:
+            tg.start_soon(one, job_id)
+    for job_id, plan in plans.items():
+        assert_words_at(results[job_id].transcript, plan)
+        job = await store.get(job_id)
+        assert job is not None and job.status is JobStatus.COMPLETED
+        assert job.source == str(paths[job_id])
+        assert job.result is not None and job.result.transcript == results[job_id].transcript
+
+
+async def test_run_many_reports_each_failure_in_its_slot(
+    store: JobStore, tmp_path: Path, burst_file: tuple[Path, list[tuple[int, float, float]]]
+) -> None:
+    path, plan = burst_file
+    bad = tmp_path / "empty.wav"
+    bad.write_bytes(b"")
+    pipeline = Pipeline(BurstTranscriber(max_window=4.0), store=store)
+    out = await pipeline.run_many([path, bad, path], concurrency=2)
+    assert len(out) == 3
+    assert isinstance(out[1], DecodeError)
+    for ok in (out[0], out[2]):
+        assert not isinstance(ok, Exception)
+        assert_words_at(ok.transcript, plan)
+
+
+def test_unknown_format_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown format"):
+        Pipeline(BurstTranscriber(), formats=["srt", "docx"])
