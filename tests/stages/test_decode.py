@@ -136,6 +136,22 @@ async def test_two_audio_tracks_default_choice_and_caller_choice(
         await _decode(path, Decode(audio_stream=2))
 
 
+async def test_a_default_flagged_track_wins(media_dir: Path, no_leaks: None) -> None:
+    rate = 48_000
+    path = write_media(
+        media_dir / "flagged.mkv",
+        [
+            AudioTrack(tone(500, SECONDS, rate), rate, default=False),
+            AudioTrack(tone(700, SECONDS, rate), rate, default=True),  # mono, but default
+            AudioTrack(np.tile(tone(1500, SECONDS, rate), (2, 1)), rate, default=False),
+        ],
+    )
+    samples, decoder = await _decode(path)
+    assert measure_tone(samples, RATE)[0] == pytest.approx(700, abs=1.0)
+    assert decoder.info is not None
+    assert decoder.info.stream_index == 1
+
+
 def _bad_inputs(tmp: Path) -> dict[str, tuple[Path, type[DecodeError]]]:
     (tmp / "directory.wav").mkdir()
     (tmp / "empty.wav").write_bytes(b"")
