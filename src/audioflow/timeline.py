@@ -103,7 +103,8 @@ class TimelineMap(msgspec.Struct, frozen=True, kw_only=True):
         """The original time of packed time ``packed``.
 
         Times inside a piece map by that piece's offset; times in a gap (or outside
-        the packed audio) are clamped to the nearest piece's edge.
+        the packed audio) are clamped to the nearest piece's edge. Pieces are
+        half-open: the instant of a cut with no filler maps to the next piece's start.
         """
         piece = self.pieces[self.piece_index(packed)]
         return piece.original_start + min(max(packed - piece.packed_start, 0.0), piece.duration)

@@ -92,6 +92,14 @@ async def test_a_failing_stage_stops_the_chain_with_its_own_error() -> None:
     assert len(seen) <= 3
 
 
+def test_built_in_stages_satisfy_the_protocol() -> None:
+    from audioflow.stages import Decode, DetectSpeech, Quality
+
+    for stage in (Decode(), Quality(), DetectSpeech()):
+        assert isinstance(stage, Stage)
+    assert [s.name for s in (Decode(), Quality(), DetectSpeech())] == ["decode", "quality", "vad"]
+
+
 async def test_progress_is_clamped_and_forwarded() -> None:
     calls: list[tuple[str, float, str]] = []
     ctx = StageContext(job_id="j", report=lambda *args: calls.append(args))

@@ -169,6 +169,16 @@ def test_missing_dependency_names_the_extra(
     assert isinstance(info.value, ImportError)
 
 
+def test_silero_without_faster_whisper_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("onnxruntime")
+    from audioflow.vad.silero import bundled_model_path
+
+    monkeypatch.setitem(sys.modules, "faster_whisper", None)  # find_spec -> None
+    with pytest.raises(MissingDependencyError, match=r"audioflow\[vad\]") as info:
+        bundled_model_path()
+    assert info.value.package == "faster-whisper"
+
+
 def test_silero_model_comes_from_the_installed_wheel() -> None:
     pytest.importorskip("onnxruntime")
     from audioflow.vad.silero import SileroVad, bundled_model_path

@@ -1,1 +1,24 @@
-"""Pipeline stages: the stage contract, Decode, Quality and DetectSpeech."""
+"""Pipeline stages: the stage contract, ``Decode``, ``Quality`` and ``DetectSpeech``.
+
+See :mod:`audioflow.stages.base` for the contract every stage implements.
+"""
+
+from __future__ import annotations
+
+from .base import FunctionStage, ProgressCallback, Stage, StageContext, function_stage, run_stages
+from .decode import Decode
+from .quality import Quality, QualityMeter
+from .vad import DetectSpeech
+
+__all__ = [
+    "Decode",
+    "DetectSpeech",
+    "FunctionStage",
+    "ProgressCallback",
+    "Quality",
+    "QualityMeter",
+    "Stage",
+    "StageContext",
+    "function_stage",
+    "run_stages",
+]

@@ -2,9 +2,10 @@
 
 Everything here blocks and runs in a worker thread (one call at a time; PyAV objects
 have no thread affinity). The chain is faster-whisper's, bounded: demux packets of one
-stream (re-syncing after demuxer errors) → decode (skipping packets the decoder rejects)
-→ resample to mono float32 at the target rate in large frames → copy into a
-preallocated chunk buffer. Nothing grows with the file's length.
+stream (re-syncing after demuxer errors) → decode (skipping packets the decoder rejects,
+filling holes with silence) → batch in an ``AudioFifo`` → resample to mono float32 at
+the target rate into large frames → copy into a preallocated chunk buffer. Nothing
+grows with the file's length.
 """
 
 from __future__ import annotations

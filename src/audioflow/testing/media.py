@@ -28,6 +28,7 @@ __all__ = [
     "DEFAULT_CODECS",
     "AudioTrack",
     "VideoTrack",
+    "clock",
     "measure_tone",
     "noise",
     "png_bytes",
@@ -64,6 +65,19 @@ def tone(
     """A sine of ``freq`` Hz, ``amplitude`` peak (1.0 = full scale), mono."""
     t = np.arange(round(seconds * rate), dtype=np.float64) / rate
     return (amplitude * np.sin(2 * np.pi * freq * t + phase)).astype(np.float32)
+
+
+def clock(
+    seconds: int, rate: int, *, base: float = 200.0, step: float = 10.0, amplitude: float = 0.3
+) -> Samples:
+    """A tone whose frequency names the second it is in: ``base + step * k`` in second k.
+
+    Timeline tests decode it and check, second by second, that each frequency is still
+    where it was written (so a lost or shifted stretch shows up).
+    """
+    return np.concatenate(
+        [tone(base + step * k, 1.0, rate, amplitude) for k in range(seconds)]
+    ).astype(np.float32)
 
 
 def noise(seconds: float, rate: int, rms: float = 0.1, seed: int = 0) -> Samples:
