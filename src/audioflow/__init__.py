@@ -56,7 +56,18 @@ from .records import (
     Word,
 )
 from .render import CaptionRules, Cue, build_cues, render
+from .stages import (
+    Decode,
+    DetectSpeech,
+    Quality,
+    Stage,
+    StageContext,
+    Transcribe,
+    function_stage,
+    run_stages,
+)
 from .store import JobFields, JobStore, MemoryJobStore
+from .timeline import TimelineMap, TimelinePiece
 
 if TYPE_CHECKING:
     from .store.redis import RedisJobStore
@@ -69,7 +80,9 @@ __all__ = [
     "ConfigurationError",
     "CorruptMediaError",
     "Cue",
+    "Decode",
     "DecodeError",
+    "DetectSpeech",
     "EventKind",
     "InvalidTransitionError",
     "Job",
@@ -94,14 +107,20 @@ __all__ = [
     "NoAudioStreamError",
     "Pipeline",
     "Progress",
+    "Quality",
     "QualityReport",
     "RateLimitedError",
     "RedisJobStore",
     "RenderError",
     "SpeechSegment",
+    "Stage",
+    "StageContext",
     "StageError",
     "StoreError",
     "StoreUnavailableError",
+    "TimelineMap",
+    "TimelinePiece",
+    "Transcribe",
     "TranscriberAuthError",
     "TranscriberUnavailableError",
     "Transcript",
@@ -113,7 +132,9 @@ __all__ = [
     "Word",
     "__version__",
     "build_cues",
+    "function_stage",
     "render",
+    "run_stages",
 ]
 
 

@@ -1,4 +1,5 @@
-"""Pipeline stages: the stage contract, ``Decode``, ``Quality`` and ``DetectSpeech``.
+"""Pipeline stages: the stage contract, ``Decode``, ``Quality``, ``DetectSpeech`` and
+``Transcribe``.
 
 See :mod:`audioflow.stages.base` for the contract every stage implements.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 from .base import FunctionStage, ProgressCallback, Stage, StageContext, function_stage, run_stages
 from .decode import Decode
 from .quality import Quality, QualityMeter
+from .transcribe import Transcribe, WindowPacker
 from .vad import DetectSpeech
 
 __all__ = [
@@ -19,6 +21,8 @@ __all__ = [
     "QualityMeter",
     "Stage",
     "StageContext",
+    "Transcribe",
+    "WindowPacker",
     "function_stage",
     "run_stages",
 ]
