@@ -45,7 +45,8 @@ def _formats(text: str) -> tuple[str, ...]:
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
         raise argparse.ArgumentTypeError(
-            f"unknown format(s) {', '.join(unknown) or '(none)'}; choose from {','.join(FORMATS)}"
+            f"unknown format(s) {', '.join(unknown) or '(none)'}; "
+            f"choose from {','.join(FORMATS)}"
         )
     return formats
 
@@ -68,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--transcriber", choices=("whisper", "deepgram"), default="whisper")
     t.add_argument("--store", default="memory", help="memory (default) or a redis:// URL")
+    t.add_argument("--prefix", default="audioflow:", help="Redis key prefix")
     t.add_argument("--concurrency", type=int, default=2, help="files at once (default: 2)")
     t.add_argument("--language", default=None, help="language code (default: detect)")
     t.add_argument("--model", default=None, help="Whisper model directory or name")
@@ -76,16 +78,17 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("status", help="show a job's status")
     s.add_argument("job_id")
     s.add_argument("--store", required=True, help="a redis:// URL")
+    s.add_argument("--prefix", default="audioflow:", help="Redis key prefix")
     return parser
 
 
-def _store(url: str) -> JobStore:
+def _store(url: str, prefix: str) -> JobStore:
     if url == "memory":
         return MemoryJobStore()
     if url.startswith(("redis://", "rediss://", "unix://")):
         from .store.redis import RedisJobStore
 
-        return RedisJobStore(url)
+        return RedisJobStore(url, prefix=prefix)
     raise UsageError(f"--store must be 'memory' or a redis:// URL, not {url!r}")
 
 
@@ -146,7 +149,7 @@ class _Progress:
 async def _transcribe(args: argparse.Namespace) -> int:
     if args.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
-    store = _store(args.store)
+    store = _store(args.store, args.prefix)
     transcriber = _transcriber(args)
     pipeline = Pipeline(transcriber, store=store, formats=args.format)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -182,7 +185,7 @@ async def _transcribe(args: argparse.Namespace) -> int:
 
 
 async def _status(args: argparse.Namespace) -> int:
-    store = _store(args.store)
+    store = _store(args.store, args.prefix)
     try:
         job = await store.get(args.job_id)
     finally:

@@ -1,0 +1,103 @@
+"""The ``audioflow`` command, run as a user runs it: the installed script, in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+
+import audioflow
+from audioflow import Job, JobError, JobStatus, RedisJobStore
+from audioflow.cli import output_path
+from audioflow.errors import AudioflowError
+from redis_helpers import delete_prefix, redis_url
+
+COMMAND = shutil.which("audioflow", path=str(Path(sys.executable).parent)) or "audioflow"
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [COMMAND, *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_version() -> None:
+    out = run("--version")
+    assert out.returncode == 0
+    assert out.stdout.strip() == f"audioflow {audioflow.__version__}"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("transcribe",),
+        ("transcribe", "x.wav", "--format", "srt,docx"),
+        ("transcribe", "x.wav", "--store", "postgres://nope"),
+        ("transcribe", "x.wav", "--concurrency", "0"),
+        ("frobnicate",),
+    ],
+)
+def test_usage_errors_exit_2(args: tuple[str, ...]) -> None:
+    out = run(*args)
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_deepgram_without_key_is_a_usage_error() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DEEPGRAM_API_KEY"}
+    out = subprocess.run(
+        [COMMAND, "transcribe", "x.wav", "--transcriber", "deepgram"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert out.returncode == 2
+    assert "DEEPGRAM_API_KEY" in out.stderr
+
+
+def test_status_reads_a_job_from_redis() -> None:
+    prefix = f"audioflow-test:{os.urandom(6).hex()}:"
+
+    async def seed() -> None:
+        async with RedisJobStore(redis_url(), prefix=prefix) as store:
+            await store.create(Job(id="cli-1", source="talk.mp3"))
+            await store.transition("cli-1", JobStatus.RUNNING)
+            await store.transition(
+                "cli-1",
+                JobStatus.FAILED,
+                error=JobError(type="CorruptMediaError", message="talk.mp3: no audio"),
+            )
+
+    try:
+        anyio.run(seed)
+        out = run("status", "cli-1", "--store", redis_url(), "--prefix", prefix)
+        assert out.returncode == 0, out.stderr
+        assert "status:   failed" in out.stdout
+        assert "CorruptMediaError: talk.mp3: no audio" in out.stdout
+        missing = run("status", "nope", "--store", redis_url(), "--prefix", prefix)
+        assert missing.returncode == 1
+        assert "no job 'nope'" in missing.stderr
+    finally:
+        delete_prefix(redis_url(), prefix)
+
+
+def test_output_paths_stay_inside_the_output_directory(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    assert output_path(out, Path("/data/talk.mp3"), "srt") == out / "talk.srt"
+    assert output_path(out, Path(".."), "srt").parent == out  # a name, not a way up
+    # A link planted in the output directory must not redirect a write elsewhere.
+    (tmp_path / "elsewhere").mkdir()
+    (out / "evil.srt").symlink_to(tmp_path / "elsewhere" / "passwd")
+    with pytest.raises(AudioflowError, match="outside"):
+        output_path(out, Path("evil.wav"), "srt")
