@@ -85,8 +85,10 @@ print(json.dumps({"wall": wall, "rss_mb": rss}))
 
 def measure(mode: str, path: Path) -> dict[str, float]:
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, mode, str(path)], capture_output=True, text=True, check=True
+        [sys.executable, "-c", CHILD, mode, str(path)], capture_output=True, text=True
     )
+    if out.returncode:
+        raise SystemExit(f"{mode} run failed:\n{out.stderr}")
     result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
 
