@@ -13,6 +13,7 @@ Retries are ours, not the SDK's (it is told ``max_retries=0``): the SDK sleeps w
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -37,8 +38,16 @@ logger = logging.getLogger(__name__)
 
 def _require_sdk() -> None:
     try:
-        import deepgram  # noqa: F401
-        import httpx  # noqa: F401
+        with warnings.catch_warnings():
+            # deepgram-sdk 7 imports websockets' deprecated ``InvalidStatusCode`` when
+            # ``client.listen.v1`` is first touched; that warning is theirs, not the
+            # caller's, and breaks callers running with ``-W error``. Import it here,
+            # once, with that one warning silenced.
+            warnings.filterwarnings(
+                "ignore", message=r"websockets\..* is deprecated", category=DeprecationWarning
+            )
+            import deepgram.listen.v1.client  # noqa: F401
+            import httpx  # noqa: F401
     except ImportError as exc:
         raise MissingDependencyError("deepgram-sdk", "deepgram") from exc
 
