@@ -242,6 +242,15 @@ async def test_malformed_json_is_transcription_error(
     assert len(server.requests) == 1
 
 
+async def test_json_that_is_not_a_transcript_is_transcription_error(
+    server: FakeDeepgramServer, make: Callable[..., DeepgramTranscriber]
+) -> None:
+    server.push(Fault(body=b'{"unexpected": true}'))
+    with pytest.raises(TranscriptionError, match="not a transcript") as caught:
+        await make().transcribe([speech()])
+    assert type(caught.value) is TranscriptionError
+
+
 async def test_one_failing_window_fails_the_call_with_its_own_error(
     server: FakeDeepgramServer, make: Callable[..., DeepgramTranscriber]
 ) -> None:
@@ -326,6 +335,9 @@ async def test_the_key_is_in_no_repr_log_or_exception(
         assert KEY not in record.getMessage()
         assert KEY not in repr(record.args)
     assert KEY not in caplog.text
+    # The echoed key made the SDK's error unsafe to chain: a masked stand-in replaces it.
+    assert type(errors[0].__cause__).__name__ == "RedactedCause"
+    assert "[REDACTED]" in str(errors[0].__cause__)
     for error in errors:
         assert error.__cause__ is not None  # the backend error is kept, scrubbed
         for text in _exception_texts(error):

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     import httpx
     from deepgram import AsyncDeepgramClient
 
-    from ._deepgram_errors import Failure
+    from ._deepgram_errors import Failure as Failure
 
 __all__ = ["DeepgramTranscriber"]
 
@@ -305,8 +305,9 @@ class DeepgramTranscriber:
         """
         import httpx
         from deepgram.core.api_error import ApiError
+        from deepgram.core.parse_error import ParsingError
 
-        from ._deepgram_errors import from_api_error, from_transport_error, scrub
+        from ._deepgram_errors import Failure, from_api_error, from_transport_error, scrub
 
         try:
             response = await self._client.listen.v1.media.transcribe_file(
@@ -329,6 +330,13 @@ class DeepgramTranscriber:
             return failure
         except httpx.TransportError as exc:
             failure = from_transport_error(exc, self.timeout)
+            failure.error.__cause__ = scrub(exc, self._secret)
+            return failure
+        except ParsingError as exc:  # not an ApiError: a 2xx body pydantic rejected
+            failure = Failure(
+                TranscriptionError("Deepgram's answer does not match its response schema"),
+                retryable=False,
+            )
             failure.error.__cause__ = scrub(exc, self._secret)
             return failure
         # The SDK parses into lenient pydantic models; dump back to plain JSON types
