@@ -273,6 +273,18 @@ async def test_language_options_and_summarize_reach_the_server(
     assert result.usage.cost == pytest.approx(2 / 60 * (0.0043 + 0.01))
 
 
+async def test_windows_of_a_call_run_concurrently_but_bounded(
+    server: FakeDeepgramServer, make: Callable[..., DeepgramTranscriber]
+) -> None:
+    # Each answer is held back, so unbounded uploads would pile up at the server.
+    server.push(*[Fault.slow(0.2)] * 6)
+    windows = [window(i, 1.0, [(0.0, 1.0)]) for i in range(6)]
+    results = await make(concurrency=2).transcribe(windows)
+    assert [r.index for r in results] == list(range(6))
+    assert len(server.requests) == 6
+    assert server.max_in_flight <= 2
+
+
 async def test_bad_batches_are_refused_before_any_request(
     server: FakeDeepgramServer, make: Callable[..., DeepgramTranscriber]
 ) -> None:

@@ -136,6 +136,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         fake = self.server.fake
+        fake._enter()
+        try:
+            self._post(fake)
+        finally:
+            fake._leave()
+
+    def _post(self, fake: FakeDeepgramServer) -> None:
         chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
         body = self._drain_body()
         number, fault = fake._next()
@@ -252,6 +259,8 @@ class _State:
     faults: collections.deque[Fault] = field(default_factory=collections.deque)
     requests: list[RecordedRequest] = field(default_factory=list)
     count: int = 0
+    in_flight: int = 0
+    max_in_flight: int = 0
 
 
 class FakeDeepgramServer:
@@ -369,6 +378,21 @@ class FakeDeepgramServer:
     def received_audio_seconds(self) -> float:
         """Seconds of audio decoded from requests answered 200."""
         return sum(r.audio_seconds or 0.0 for r in self.requests if r.status == 200)
+
+    @property
+    def max_in_flight(self) -> int:
+        """The most POSTs the server was handling at the same moment."""
+        with self._lock:
+            return self._state.max_in_flight
+
+    def _enter(self) -> None:
+        with self._lock:
+            self._state.in_flight += 1
+            self._state.max_in_flight = max(self._state.max_in_flight, self._state.in_flight)
+
+    def _leave(self) -> None:
+        with self._lock:
+            self._state.in_flight -= 1
 
     def _next(self) -> tuple[int, Fault]:
         with self._lock:
