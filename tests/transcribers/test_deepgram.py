@@ -293,6 +293,8 @@ async def test_bad_batches_are_refused_before_any_request(
         await transcriber.transcribe([speech()] * 3)
     with pytest.raises(ValueError, match="max_window"):
         await transcriber.transcribe([speech()])
+    with pytest.raises(ValueError, match="no samples"):
+        await transcriber.transcribe([window(0, 0.0, [])])
     assert server.requests == []
 
 
@@ -319,6 +321,7 @@ async def test_the_key_is_in_no_repr_log_or_exception(
         caplog.set_level(logging.DEBUG, logger=name)
     transcriber = make(max_retries=1, timeout=0.5)
     assert KEY not in repr(transcriber) and KEY not in str(transcriber)
+    assert KEY not in repr(vars(transcriber))
 
     errors: list[BaseException] = []
     server.push(Fault.rate_limited(retry_after=1))  # retried, then fine

@@ -68,6 +68,18 @@ def _environment(base_url: str) -> Any:
         )
 
 
+class _Secret:
+    """Holds the API key; masked in ``repr`` so ``vars()`` dumps do not show it."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "_Secret('***')"
+
+
 class DeepgramTranscriber:
     """Transcribes windows with Deepgram (``POST /v1/listen``).
 
@@ -170,7 +182,7 @@ class DeepgramTranscriber:
             + (summarization_rate_per_minute if summarize else 0.0)
         )
         self._sleep = sleep
-        self._secret = api_key
+        self._secret = _Secret(api_key)
         self._owns_http = http_client is None
         self._http = http_client if http_client is not None else httpx.AsyncClient(timeout=timeout)
         options: dict[str, Any] = {}
@@ -218,6 +230,8 @@ class DeepgramTranscriber:
         if len(windows) > self.max_batch:
             raise ValueError(f"at most {self.max_batch} windows per call, got {len(windows)}")
         for window in windows:
+            if len(window.samples) == 0:
+                raise ValueError(f"window {window.index} has no samples")
             if window.duration > self.max_window + 1e-6:
                 raise ValueError(
                     f"window {window.index} is {window.duration:.3f} s long; "
@@ -271,9 +285,13 @@ class DeepgramTranscriber:
         try:
             transcript = Transcript.from_deepgram(outcome)
         except (ValueError, TypeError) as exc:
+            from ._deepgram_errors import scrub
+
+            secret = self._secret.value
             error = TranscriptionError(
-                f"Deepgram's answer is not a transcript: {exc}".replace(self._secret, "[REDACTED]")
+                f"Deepgram's answer is not a transcript: {exc}".replace(secret, "[REDACTED]")
             )
+            error.__cause__ = scrub(exc, secret)
         else:
             billed = transcript.duration if transcript.duration is not None else window.duration
             return WindowTranscript(
@@ -309,6 +327,7 @@ class DeepgramTranscriber:
 
         from ._deepgram_errors import Failure, from_api_error, from_transport_error, scrub
 
+        secret = self._secret.value
         try:
             response = await self._client.listen.v1.media.transcribe_file(
                 request=data,
@@ -325,19 +344,19 @@ class DeepgramTranscriber:
                 request_options={"additional_headers": {"content-type": mime}, "max_retries": 0},
             )
         except ApiError as exc:
-            failure = from_api_error(exc.status_code, exc.body, exc.headers, self._secret)
-            failure.error.__cause__ = scrub(exc, self._secret)
+            failure = from_api_error(exc.status_code, exc.body, exc.headers, secret)
+            failure.error.__cause__ = scrub(exc, secret)
             return failure
         except httpx.TransportError as exc:
             failure = from_transport_error(exc, self.timeout)
-            failure.error.__cause__ = scrub(exc, self._secret)
+            failure.error.__cause__ = scrub(exc, secret)
             return failure
         except ParsingError as exc:  # not an ApiError: a 2xx body pydantic rejected
             failure = Failure(
                 TranscriptionError("Deepgram's answer does not match its response schema"),
                 retryable=False,
             )
-            failure.error.__cause__ = scrub(exc, self._secret)
+            failure.error.__cause__ = scrub(exc, secret)
             return failure
         # The SDK parses into lenient pydantic models; dump back to plain JSON types
         # (extra fields such as ``punctuated_word`` are kept) for from_deepgram.
