@@ -7,9 +7,12 @@ reached because the transcriber tells it ``max_retries=0`` and retries itself.
 from __future__ import annotations
 
 import logging
+import socket
 import sys
 import traceback
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from typing import Any
 
 import anyio.lowlevel
@@ -24,6 +27,7 @@ from audioflow import (
 )
 from audioflow.testing import FakeDeepgramServer, Fault
 from audioflow.transcribers import AudioWindow
+from audioflow.transcribers._deepgram_errors import parse_retry_after
 from audioflow.transcribers.deepgram import DeepgramTranscriber
 from dg_audio import SR, bursts, expected_word_times, window
 
@@ -220,6 +224,33 @@ async def test_other_refusals_are_not_retried(
         await make().transcribe([speech()])
     assert type(caught.value) is expected
     assert len(server.requests) == 1
+
+
+async def test_an_unreachable_server_is_retried_then_unavailable(
+    make: Callable[..., DeepgramTranscriber], sleep: RecordingSleep
+) -> None:
+    with socket.socket() as probe:  # a port nobody listens on: connection refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    transcriber = make(base_url=f"http://127.0.0.1:{port}", max_retries=2, backoff=0.25)
+    with pytest.raises(TranscriberUnavailableError, match="could not reach"):
+        await transcriber.transcribe([speech()])
+    assert sleep.delays == [0.25, 0.5]  # nothing was sent, so retrying is safe
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [("7", 7.0), ("1.5", 1.5), ("-3", 0.0), ("soon", None), (None, None)],
+)
+def test_retry_after_header_values(header: str | None, expected: float | None) -> None:
+    headers = {} if header is None else {"Retry-After": header}
+    assert parse_retry_after(headers) == expected
+
+
+def test_retry_after_as_an_http_date() -> None:
+    when = datetime.now(UTC) + timedelta(seconds=120)
+    seconds = parse_retry_after({"retry-after": format_datetime(when, usegmt=True)})
+    assert seconds is not None and 110 < seconds <= 120
 
 
 async def test_a_slow_server_is_unavailable_after_the_timeout(

@@ -32,7 +32,14 @@ from ..errors import (
     TranscriptionError,
 )
 
-__all__ = ["Failure", "RedactedCause", "from_api_error", "from_transport_error", "scrub"]
+__all__ = [
+    "Failure",
+    "RedactedCause",
+    "from_api_error",
+    "from_transport_error",
+    "parse_retry_after",
+    "scrub",
+]
 
 _MASK = "[REDACTED]"
 
