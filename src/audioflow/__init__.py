@@ -68,12 +68,15 @@ from .stages import (
 )
 from .store import JobFields, JobStore, MemoryJobStore
 from .timeline import TimelineMap, TimelinePiece
+from .transcribers import AudioWindow, Transcriber
 
 if TYPE_CHECKING:
     from .store.redis import RedisJobStore
+    from .transcribers.deepgram import DeepgramTranscriber
 
 __all__ = [
     "AudioChunk",
+    "AudioWindow",
     "AudioflowError",
     "CaptionRules",
     "Checkpoint",
@@ -82,6 +85,7 @@ __all__ = [
     "Cue",
     "Decode",
     "DecodeError",
+    "DeepgramTranscriber",
     "DetectSpeech",
     "EventKind",
     "InvalidTransitionError",
@@ -121,6 +125,7 @@ __all__ = [
     "TimelineMap",
     "TimelinePiece",
     "Transcribe",
+    "Transcriber",
     "TranscriberAuthError",
     "TranscriberUnavailableError",
     "Transcript",
@@ -139,8 +144,13 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    # Backends with optional dependencies load on first use.
     if name == "RedisJobStore":
         from .store.redis import RedisJobStore
 
         return RedisJobStore
+    if name == "DeepgramTranscriber":
+        from .transcribers.deepgram import DeepgramTranscriber
+
+        return DeepgramTranscriber
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,7 +3,11 @@
 * :class:`JobStoreConformance` — the JobStore contract as a pytest test class to
   subclass for your own store (needs pytest).
 * :class:`FakeClock` — a clock that moves only when told to.
+* :class:`~audioflow.testing.transcribers.BurstTranscriber` — a model-free transcriber.
 * :mod:`audioflow.testing.media` — generators of real media files (PyAV encoders).
+* :class:`FakeDeepgramServer` — Deepgram's ``POST /v1/listen`` over real HTTP on
+  loopback, with scripted :class:`Fault` s and :class:`RecordedRequest` s (needs no
+  pytest, only PyAV).
 """
 
 from __future__ import annotations
@@ -12,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .conformance import FakeClock, JobStoreConformance
+    from .deepgram import FakeDeepgramServer, Fault, RecordedRequest
 
-__all__ = ["FakeClock", "JobStoreConformance"]
+__all__ = ["FakeClock", "FakeDeepgramServer", "Fault", "JobStoreConformance", "RecordedRequest"]
 
 
 def __getattr__(name: str) -> Any:
@@ -22,4 +27,8 @@ def __getattr__(name: str) -> Any:
         from . import conformance
 
         return getattr(conformance, name)
+    if name in ("FakeDeepgramServer", "Fault", "RecordedRequest"):
+        from . import deepgram
+
+        return getattr(deepgram, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
