@@ -80,8 +80,8 @@ class Pipeline:
 
     Example::
 
-        pipeline = Pipeline(WhisperTranscriber())
-        result = await pipeline.run("talk.mp4")
+        async with Pipeline(WhisperTranscriber()) as pipeline:  # aclose() closes it
+            result = await pipeline.run("talk.mp4")
         print(result.artifacts["srt"])
     """
 
@@ -117,6 +117,18 @@ class Pipeline:
 
     def __repr__(self) -> str:
         return f"Pipeline(transcriber={self.transcriber.name!r}, store={self.store!r})"
+
+    async def __aenter__(self) -> Pipeline:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the transcriber (its HTTP client or model threads). The store is not
+        closed: it may be shared; close it yourself."""
+        with anyio.CancelScope(shield=True):  # also when leaving a cancelled scope
+            await self.transcriber.aclose()
 
     @classmethod
     def default(cls, transcriber: Transcriber | None = None, **kwargs: Any) -> Pipeline:

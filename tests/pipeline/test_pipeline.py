@@ -6,7 +6,7 @@ import functools
 import os
 import tempfile
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import anyio
@@ -17,31 +17,14 @@ from audioflow import (
     DecodeError,
     JobStatus,
     JobStore,
-    MemoryJobStore,
     Pipeline,
     Progress,
-    RedisJobStore,
     Transcript,
 )
 from audioflow.testing.transcribers import BurstTranscriber
 from audioflow.transcribers import AudioWindow, WindowTranscript
-from redis_helpers import delete_prefix, redis_url
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(params=["memory", "redis"])
-async def store(request: pytest.FixtureRequest, anyio_backend: object) -> AsyncIterator[JobStore]:
-    if request.param == "memory":
-        yield MemoryJobStore()
-        return
-    backend = anyio_backend[0] if isinstance(anyio_backend, tuple) else anyio_backend
-    if backend != "asyncio":
-        pytest.skip("redis.asyncio runs on asyncio only")
-    prefix = f"audioflow-test:{os.urandom(6).hex()}:"
-    async with RedisJobStore(redis_url(), prefix=prefix) as redis_store:
-        yield redis_store
-    delete_prefix(redis_url(), prefix)
 
 
 def words_of(transcript: Transcript | None) -> list[tuple[str, float, float]]:
