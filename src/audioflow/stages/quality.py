@@ -96,7 +96,8 @@ class QualityMeter:
         self.samples += x.size
         x64 = x.astype(np.float64)  # one wide copy for both running sums
         self._sum += float(x64.sum())
-        self._sum_sq += float(np.dot(x64, x64))
+        # einsum, not np.dot: BLAS dot is ~20x slower here on some OpenBLAS builds.
+        self._sum_sq += float(np.einsum("i,i->", x64, x64))
         magnitude = np.abs(x)
         self._peak = max(self._peak, float(magnitude.max()))
         self._clipped += int(np.count_nonzero(magnitude >= self.clip_level))
