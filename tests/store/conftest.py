@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import redis.asyncio as aioredis
+
 from redis_helpers import delete_prefix
 from redis_helpers import redis_url as _redis_url
 

@@ -22,7 +22,6 @@ from hypothesis.stateful import (
     invariant,
     rule,
 )
-from redis_helpers import delete_prefix, redis_url
 
 from audioflow import (
     Job,
@@ -36,6 +35,7 @@ from audioflow import (
     StoreError,
 )
 from audioflow.testing import FakeClock
+from redis_helpers import delete_prefix, redis_url
 
 IDS = st.sampled_from(["a", "b", "c"])
 STATUSES = st.sampled_from(list(JobStatus))
