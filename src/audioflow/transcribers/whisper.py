@@ -7,7 +7,7 @@ transcriber works offline and downloads nothing.
 Batching follows faster-whisper's :class:`~faster_whisper.BatchedInferencePipeline`:
 every window (≤ 30 s) is one batch item, all of a call's windows go through the encoder
 and the beam search together, and word timings come from cross-attention alignment. The
-windows are laid out ``max_window`` seconds apart in one buffer and handed to the
+windows are laid out ``max_window`` + 3 seconds apart in one buffer and handed to the
 pipeline as ``clip_timestamps``, so each result's offset names its window exactly.
 """
 
@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 __all__ = ["WhisperTranscriber"]
 
 _SAMPLE_RATE = 16_000
+# Silence between windows in the buffer handed to faster-whisper (see _transcribe_sync).
+_GAP = 3.0
 # A word ending like this closes a sentence: the window's text is split into one
 # TranscriptSegment per sentence, which gives renderers natural cue breaks.
 _SENTENCE_END = re.compile("[.!?\u3002\uff01\uff1f][\"')\\]]*$")
@@ -203,7 +205,8 @@ class WhisperTranscriber:
         from faster_whisper import BatchedInferencePipeline
 
         model = self._load()
-        stride = int(self.max_window * _SAMPLE_RATE)
+        spacing = self.max_window + _GAP
+        stride = round(spacing * _SAMPLE_RATE)
         audio = np.zeros(stride * len(windows), dtype=np.float32)
         clips: list[dict[str, float]] = []
         for i, window in enumerate(windows):
@@ -211,15 +214,20 @@ class WhisperTranscriber:
             if len(samples) == 0:
                 continue
             audio[i * stride : i * stride + len(samples)] = samples
-            # Each window starts on a max_window boundary: a result's offset names it.
-            offset = i * self.max_window
-            clips.append({"start": offset, "end": offset + window.duration})
+            # Window i starts at i * spacing seconds: a result's offset names its window.
+            clips.append({"start": i * spacing, "end": i * spacing + window.duration})
         found: dict[int, list[Any]] = {i: [] for i in range(len(windows))}
         detected = language
         if clips:
             # A fresh pipeline per call: it keeps per-run state (last_speech_timestamp)
             # that concurrent calls on a shared instance would trample.
             pipeline = BatchedInferencePipeline(model)
+            # faster-whisper shortens a segment's first word when it follows a pause of
+            # more than 4 median word lengths (<= 2.8 s) since the previous speech. The
+            # _GAP between windows always counts as such a pause; starting at -_GAP makes
+            # the first window one too, so a window's word times do not depend on which
+            # windows share its batch (batched == one at a time).
+            pipeline.last_speech_timestamp = -_GAP
             segments, info = pipeline.transcribe(
                 audio,
                 language=language,
@@ -230,12 +238,10 @@ class WhisperTranscriber:
                 vad_filter=False,
             )
             for segment in segments:  # a generator: the model runs while it is consumed
-                found[round(segment.seek / model.frames_per_second / self.max_window)].append(
-                    segment
-                )
+                found[round(segment.seek / model.frames_per_second / spacing)].append(segment)
             detected = info.language
         return [
-            _to_window_transcript(w, i * self.max_window, found[i], detected)
+            _to_window_transcript(w, i * spacing, found[i], detected)
             for i, w in enumerate(windows)
         ]
 
