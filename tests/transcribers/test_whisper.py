@@ -143,6 +143,20 @@ async def test_batched_and_concurrent_calls_match_one_at_a_time(
 
 
 @pytest.mark.slow
+async def test_language_is_detected_per_window(transcriber: WhisperTranscriber) -> None:
+    spanish = AudioWindow(samples=decode_16k(SPEECH_DIR / "spanish.opus"), index=0)
+    english = AudioWindow(samples=decode_16k(SPEECH_DIR / "library.opus"), index=1)
+    mixed = await transcriber.transcribe([spanish, english])
+    assert [r.language for r in mixed] == ["es", "en"]
+    assert all(s.language == r.language for r in mixed for s in r.segments)
+    assert wer(reference("spanish"), window_text(mixed[0])) <= 0.35
+    assert wer(reference("library"), window_text(mixed[1])) <= 0.35
+    # A language given is used as is, not detected.
+    [forced] = await transcriber.transcribe([english], language="es")
+    assert forced.language == "es"
+
+
+@pytest.mark.slow
 async def test_inference_does_not_block_the_event_loop(
     transcriber: WhisperTranscriber,
 ) -> None:

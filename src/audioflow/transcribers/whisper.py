@@ -139,7 +139,8 @@ class WhisperTranscriber:
 
         Args:
             windows: 16 kHz mono float32 windows of at most ``max_window`` seconds.
-            language: ISO code such as ``"en"``; ``None`` detects it from the first window.
+            language: ISO code such as ``"en"``; ``None`` detects each window's language
+                from the encoder output the batch computes anyway (no extra pass).
 
         Returns:
             One :class:`WindowTranscript` per window, in order, with word times relative
@@ -202,13 +203,14 @@ class WhisperTranscriber:
     def _transcribe_sync(
         self, windows: list[AudioWindow], language: str | None
     ) -> list[WindowTranscript]:
-        from faster_whisper import BatchedInferencePipeline
+        from ._whisper_batch import WindowPipeline
 
         model = self._load()
         spacing = self.max_window + _GAP
         stride = round(spacing * _SAMPLE_RATE)
         audio = np.zeros(stride * len(windows), dtype=np.float32)
         clips: list[dict[str, float]] = []
+        clipped: list[int] = []  # the windows that hold audio, in batch order
         for i, window in enumerate(windows):
             samples = np.asarray(window.samples, dtype=np.float32).reshape(-1)
             if len(samples) == 0:
@@ -216,21 +218,24 @@ class WhisperTranscriber:
             audio[i * stride : i * stride + len(samples)] = samples
             # Window i starts at i * spacing seconds: a result's offset names its window.
             clips.append({"start": i * spacing, "end": i * spacing + window.duration})
+            clipped.append(i)
         found: dict[int, list[Any]] = {i: [] for i in range(len(windows))}
-        detected = language
+        languages: dict[int, str | None] = dict.fromkeys(range(len(windows)), language)
         if clips:
-            # A fresh pipeline per call: it keeps per-run state (last_speech_timestamp)
-            # that concurrent calls on a shared instance would trample.
-            pipeline = BatchedInferencePipeline(model)
+            # A fresh pipeline per call: it keeps per-run state (last_speech_timestamp,
+            # languages) that concurrent calls on a shared instance would trample.
+            pipeline = WindowPipeline(model, detect_language=language is None)
             # faster-whisper shortens a segment's first word when it follows a pause of
             # more than 4 median word lengths (<= 2.8 s) since the previous speech. The
             # _GAP between windows always counts as such a pause; starting at -_GAP makes
             # the first window one too, so a window's word times do not depend on which
             # windows share its batch (batched == one at a time).
             pipeline.last_speech_timestamp = -_GAP
-            segments, info = pipeline.transcribe(
+            segments, _ = pipeline.transcribe(
                 audio,
-                language=language,
+                # With detect_language, "en" is a placeholder the pipeline replaces per
+                # window; passing None would cost faster-whisper an extra encoder pass.
+                language=language or "en",
                 clip_timestamps=clips,
                 batch_size=len(clips),
                 beam_size=self._beam_size,
@@ -239,9 +244,9 @@ class WhisperTranscriber:
             )
             for segment in segments:  # a generator: the model runs while it is consumed
                 found[round(segment.seek / model.frames_per_second / spacing)].append(segment)
-            detected = info.language
+            languages.update(zip(clipped, pipeline.languages, strict=True))
         return [
-            _to_window_transcript(w, i * spacing, found[i], detected)
+            _to_window_transcript(w, i * spacing, found[i], languages[i])
             for i, w in enumerate(windows)
         ]
 

@@ -7,7 +7,8 @@ of different lengths in between, so a speech detector has something to remove.
 
 Requirements: ``espeak-ng`` on PATH (``apt-get install espeak-ng``) and PyAV.
 Usage: ``python tests/data/speech/make_fixtures.py`` (rewrites the files in place).
-espeak-ng output is deterministic for a given version (1.51 made the committed files).
+The committed files were made with espeak-ng 1.51 and PyAV 18.1; a rerun gives the same
+audio but not the same bytes (the Ogg stream serial number is random).
 """
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ RATE = 16_000
 VOICE = "en-us"
 WPM = "150"
 
+# name -> (espeak-ng voice, text); "spanish" lets a test check per-window language.
 SHORT = {
-    "weather": "The weather is bright and sunny today.",
-    "library": "She walked to the library to return her books.",
-    "coffee": "Please bring me a cup of hot coffee with milk.",
+    "weather": (VOICE, "The weather is bright and sunny today."),
+    "library": (VOICE, "She walked to the library to return her books."),
+    "coffee": (VOICE, "Please bring me a cup of hot coffee with milk."),
+    "spanish": ("es", "Buenos días, el tren sale de la estación a las nueve de la mañana."),
 }
 
 PARAGRAPH = [
@@ -46,10 +49,10 @@ PARAGRAPH = [
 GAPS = [0.6, 1.4, 0.8, 2.0, 0.7, 1.1, 0.9, 1.6, 0.3]
 
 
-def speak(text: str) -> np.ndarray:
+def speak(text: str, voice: str = VOICE) -> np.ndarray:
     """Synthesise ``text`` and return 16 kHz mono float32 samples."""
     wav = subprocess.run(
-        ["espeak-ng", "-v", VOICE, "-s", WPM, "--stdout", text],
+        ["espeak-ng", "-v", voice, "-s", WPM, "--stdout", text],
         check=True,
         capture_output=True,
     ).stdout
@@ -85,8 +88,8 @@ def write_opus(path: Path, samples: np.ndarray) -> None:
 
 def main() -> None:
     lead = np.zeros(int(0.4 * RATE), dtype=np.float32)
-    for name, text in SHORT.items():
-        write_opus(HERE / f"{name}.opus", np.concatenate([lead, speak(text), lead]))
+    for name, (voice, text) in SHORT.items():
+        write_opus(HERE / f"{name}.opus", np.concatenate([lead, speak(text, voice), lead]))
         (HERE / f"{name}.txt").write_text(text + "\n")
     parts = [lead]
     for sentence, gap in zip(PARAGRAPH, GAPS, strict=True):
