@@ -6,6 +6,7 @@ The speech fixtures are espeak-ng sentences with their reference text
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 from speech_helpers import RATE, SPEECH_DIR, decode_16k, reference, split_at_quiet, wer
 
-from audioflow.errors import MissingDependencyError
+from audioflow.errors import ConfigurationError, MissingDependencyError
 from audioflow.transcribers import AudioWindow, Transcriber, WindowTranscript
 from audioflow.transcribers.whisper import WhisperTranscriber
 
@@ -229,3 +230,25 @@ async def test_explicit_model_directory_loads_and_transcribes(whisper_model_dir:
             [AudioWindow(samples=decode_16k(SPEECH_DIR / "library.opus"))], language="en"
         )
     assert wer(reference("library"), window_text(result)) <= 0.35
+
+
+async def test_unknown_language_is_a_value_error(transcriber: WhisperTranscriber) -> None:
+    window = AudioWindow(samples=np.zeros(RATE, dtype=np.float32))
+    with pytest.raises(ValueError, match="'xx'"):
+        await transcriber.transcribe([window], language="xx")
+
+
+async def test_a_model_that_does_not_load_is_a_configuration_error(
+    tmp_path: Path, whisper_model_dir: Path
+) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+        shutil.copy(whisper_model_dir / name, broken / name)
+    (broken / "model.bin").write_bytes(b"\0" * 1024)  # present, so resolution accepts it
+    transcriber = WhisperTranscriber(broken)
+    with pytest.raises(ConfigurationError, match="could not load"):
+        await transcriber.load()
+    window = AudioWindow(samples=np.zeros(RATE, dtype=np.float32))
+    with pytest.raises(ConfigurationError):
+        await transcriber.transcribe([window])

@@ -25,7 +25,12 @@ import anyio
 import anyio.to_thread
 import numpy as np
 
-from ..errors import AudioflowError, MissingDependencyError, TranscriptionError
+from ..errors import (
+    AudioflowError,
+    ConfigurationError,
+    MissingDependencyError,
+    TranscriptionError,
+)
 from ..records import TranscriptSegment, Usage, Word
 from ._whisper_model import resolve_model
 from .base import AudioWindow, WindowTranscript
@@ -41,6 +46,10 @@ _GAP = 3.0
 # A word ending like this closes a sentence: the window's text is split into one
 # TranscriptSegment per sentence, which gives renderers natural cue breaks.
 _SENTENCE_END = re.compile("[.!?\u3002\uff01\uff1f][\"')\\]]*$")
+
+
+class _UnsupportedLanguageError(ValueError):
+    """A language code the model does not know: misuse, so a ValueError (not wrapped)."""
 
 
 class WhisperTranscriber:
@@ -127,7 +136,8 @@ class WhisperTranscriber:
         """Load the model now (in a worker thread) instead of on the first call.
 
         Raises:
-            ConfigurationError: the model directory is incomplete or does not verify.
+            ConfigurationError: the model directory is incomplete, does not verify or
+                does not load.
             MissingDependencyError: the bundled model packages are not installed.
         """
         await anyio.to_thread.run_sync(self._load, limiter=self._get_limiter())
@@ -147,9 +157,10 @@ class WhisperTranscriber:
             to the window start and ``confidence`` set to Whisper's word probability.
 
         Raises:
-            ValueError: too many windows, a window too long or not 16 kHz.
+            ValueError: too many windows, a window too long or not 16 kHz, a language
+                the model does not know.
             TranscriptionError: faster-whisper or CTranslate2 failed.
-            ConfigurationError: the model could not be resolved (first call only).
+            ConfigurationError: the model could not be resolved or loaded (first call).
         """
         if len(windows) > self.max_batch:
             raise ValueError(f"{len(windows)} windows given, max_batch is {self.max_batch}")
@@ -167,7 +178,7 @@ class WhisperTranscriber:
             return await anyio.to_thread.run_sync(
                 self._transcribe_sync, list(windows), language, limiter=self._get_limiter()
             )
-        except AudioflowError:
+        except (AudioflowError, _UnsupportedLanguageError):
             raise
         except Exception as exc:  # CTranslate2/tokenizers errors have no common base
             raise TranscriptionError(f"faster-whisper failed: {exc}") from exc
@@ -191,13 +202,18 @@ class WhisperTranscriber:
                 from faster_whisper import WhisperModel
 
                 path = resolve_model(self._model_arg, cache_dir=self._cache_dir)
-                self._model = WhisperModel(
-                    path,
-                    device=self._device,
-                    compute_type=self._compute_type,
-                    cpu_threads=self._cpu_threads,
-                    num_workers=self._num_workers,
-                )
+                try:
+                    self._model = WhisperModel(
+                        path,
+                        device=self._device,
+                        compute_type=self._compute_type,
+                        cpu_threads=self._cpu_threads,
+                        num_workers=self._num_workers,
+                    )
+                except Exception as exc:  # a damaged model.bin, an unknown device, ...
+                    raise ConfigurationError(
+                        f"could not load the Whisper model {path!r}: {exc}"
+                    ) from exc
             return self._model
 
     def _transcribe_sync(
@@ -206,6 +222,11 @@ class WhisperTranscriber:
         from ._whisper_batch import WindowPipeline
 
         model = self._load()
+        if language is not None and language not in model.supported_languages:
+            raise _UnsupportedLanguageError(
+                f"language {language!r} is not one of the model's: "
+                + ", ".join(model.supported_languages)
+            )
         spacing = self.max_window + _GAP
         stride = round(spacing * _SAMPLE_RATE)
         audio = np.zeros(stride * len(windows), dtype=np.float32)
