@@ -232,3 +232,10 @@ def test_model_names_pass_through_to_faster_whisper() -> None:
     assert resolve_model("base") == "base"
     assert resolve_model("large-v3") == "large-v3"
     assert resolve_model("Systran/faster-whisper-base") == "Systran/faster-whisper-base"
+
+
+def test_an_unusable_cache_dir_is_a_configuration_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the cache directory should be")
+    with pytest.raises(ConfigurationError, match="cannot assemble"):
+        bundled_model_dir(blocker / "cache")

