@@ -214,6 +214,13 @@ def test_is_a_transcriber(transcriber: WhisperTranscriber) -> None:
     assert transcriber.max_batch == 4
 
 
+def test_constructor_rejects_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="max_batch"):
+        WhisperTranscriber(max_batch=0)
+    with pytest.raises(TypeError, match="WhisperModel"):
+        WhisperTranscriber(object())  # type: ignore[arg-type]
+
+
 def test_missing_faster_whisper_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "faster_whisper", None)  # as if not installed
     with pytest.raises(MissingDependencyError) as info:

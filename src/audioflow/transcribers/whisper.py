@@ -79,6 +79,7 @@ class WhisperTranscriber:
     Raises:
         MissingDependencyError: faster-whisper is not installed.
         ValueError: an argument is out of range.
+        TypeError: ``model`` is none of the accepted kinds.
 
     Example::
 
@@ -105,7 +106,7 @@ class WhisperTranscriber:
         if importlib.util.find_spec("faster_whisper") is None:
             raise MissingDependencyError("faster-whisper", "whisper")
         if max_batch < 1 or num_workers < 1 or beam_size < 1 or cpu_threads < 0:
-            raise ValueError("max_batch, num_workers and beam_size must be >= 1")
+            raise ValueError("max_batch, num_workers, beam_size must be >= 1, cpu_threads >= 0")
         self.max_batch = max_batch
         self._model_arg = model
         self._cache_dir = cache_dir
@@ -118,6 +119,12 @@ class WhisperTranscriber:
         self._model: WhisperModel | None = None
         self._owns_model = isinstance(model, str | Path) or model is None
         if not self._owns_model:
+            from faster_whisper import WhisperModel
+
+            if not isinstance(model, WhisperModel):
+                raise TypeError(
+                    "model must be a path, a model name, None or a faster_whisper.WhisperModel"
+                )
             self._model = model
         self._load_lock = threading.Lock()
 
