@@ -1,7 +1,7 @@
 """Transcription throughput and accuracy: audioflow's chain vs faster-whisper's own, one run.
 
     python bench/transcribe.py [--file tests/data/speech/paragraph.opus] [--repeat 5]
-                               [--cpu-threads 2] [--batch 8] [--cache-dir DIR]
+                               [--cpu-threads 2] [--batch 8] [--cache-dir DIR] [--pad-sweep]
 
 On the same file, with the same loaded model (bundled Whisper-base, int8 on CPU) and the
 same decoding settings (beam 5, word timestamps, language detected, ``cpu_threads`` and
@@ -18,8 +18,8 @@ same decoding settings (beam 5, word timestamps, language detected, ``cpu_thread
     separates the transcriber's share of a difference from the speech detector's;
 
 and prints x realtime (audio seconds / wall seconds, best of ``--repeat`` interleaved
-rounds after one untimed warm-up run each) and WER against the ``.txt`` reference, each
-also as a ratio against (b). It prints, it never asserts.
+rounds after one untimed warm-up run each), CPU seconds, and WER against the ``.txt``
+reference, each also against (b). It prints, it never asserts.
 """
 
 from __future__ import annotations
@@ -122,9 +122,10 @@ def to_source_time(t: float, pieces: list[Piece]) -> float:
     return pieces[0][1]
 
 
-def run_audioflow(path: Path, transcriber: WhisperTranscriber) -> str:
+def run_audioflow(path: Path, transcriber: WhisperTranscriber, padding: float = 0.2) -> str:
     samples = decode_16k(path)
-    windows, maps = pack(samples, energy_speech(samples), transcriber.max_window)
+    speech = energy_speech(samples, padding=padding)
+    windows, maps = pack(samples, speech, transcriber.max_window)
 
     async def go() -> list[str]:
         words: list[tuple[float, str]] = []
@@ -163,9 +164,17 @@ def run_transcriber_on_silero_windows(path: Path, transcriber: WhisperTranscribe
 # ------------------------------------------------------------- (b), (c) baselines
 
 
-def run_batched(path: Path, model: WhisperModel, batch: int) -> str:
+def run_batched(path: Path, model: WhisperModel, batch: int, pad_ms: int | None = None) -> str:
     segments, _ = BatchedInferencePipeline(model).transcribe(
-        str(path), batch_size=batch, beam_size=5, word_timestamps=True
+        str(path),
+        batch_size=batch,
+        beam_size=5,
+        word_timestamps=True,
+        # None: the pipeline's defaults (min silence 160 ms, pad 400 ms); a dict would
+        # otherwise fall back to VadOptions' 2 s minimum silence.
+        vad_parameters=(
+            None if pad_ms is None else {"speech_pad_ms": pad_ms, "min_silence_duration_ms": 160}
+        ),
     )
     return " ".join(s.text.strip() for s in segments)
 
@@ -175,18 +184,25 @@ def run_sequential(path: Path, model: WhisperModel) -> str:
     return " ".join(s.text.strip() for s in segments)
 
 
-def timed_rounds(runs: dict[str, Callable[[], str]], repeat: int) -> dict[str, tuple[float, str]]:
-    """Best wall time and last text of each run. Rounds interleave the runs, so load from
-    other processes on a shared machine hits all of them alike; the best of ``repeat``
-    is the least disturbed."""
+def timed_rounds(
+    runs: dict[str, Callable[[], str]], repeat: int
+) -> dict[str, tuple[float, float, str]]:
+    """Best wall time, best CPU time (all threads) and last text of each run.
+
+    Rounds interleave the runs, so load from other processes on a shared machine hits
+    all of them alike; the best of ``repeat`` is the least disturbed. CPU seconds are
+    less sensitive to that load than wall seconds.
+    """
     texts = {name: fn() for name, fn in runs.items()}  # warm-up: allocations, VAD load
-    times: dict[str, list[float]] = {name: [] for name in runs}
+    wall: dict[str, list[float]] = {name: [] for name in runs}
+    cpu: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeat):
         for name, fn in runs.items():
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             texts[name] = fn()
-            times[name].append(time.perf_counter() - started)
-    return {name: (min(times[name]), texts[name]) for name in runs}
+            wall[name].append(time.perf_counter() - started)
+            cpu[name].append(time.process_time() - cpu_started)
+    return {name: (min(wall[name]), min(cpu[name]), texts[name]) for name in runs}
 
 
 def main() -> None:
@@ -196,6 +212,12 @@ def main() -> None:
     parser.add_argument("--cpu-threads", type=int, default=2)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--cache-dir", type=Path, default=default_cache_dir())
+    parser.add_argument(
+        "--pad-sweep",
+        action="store_true",
+        help="also print (a) and (b) WER over several speech paddings (untimed): on one "
+        "short file a word or two decides WER, and padding moves both by that much",
+    )
     args = parser.parse_args()
 
     reference = args.file.with_suffix(".txt").read_text()
@@ -222,22 +244,37 @@ def main() -> None:
         f"word timestamps, language detected; best of {args.repeat} interleaved rounds"
     )
     results = timed_rounds(runs, args.repeat)
-    base_time, base_text = results["(b) BatchedInferencePipeline"]
+    base_time, base_cpu, base_text = results["(b) BatchedInferencePipeline"]
     base_wer = wer(reference, base_text)
-    print(f"{'':30} {'s':>7} {'x realtime':>11} {'WER':>7} {'speed/(b)':>10} {'WER-(b)':>8}")
-    for name, (seconds, text) in results.items():
+    print(
+        f"{'':30} {'wall s':>7} {'x realtime':>11} {'speed/(b)':>10} {'CPU s':>7} "
+        f"{'CPU/(b)':>8} {'WER':>7} {'WER-(b)':>8}"
+    )
+    for name, (seconds, cpu_seconds, text) in results.items():
         score = wer(reference, text)
         print(
-            f"{name:30} {seconds:7.2f} {duration / seconds:11.2f} {score:7.3f} "
-            f"{base_time / seconds:10.2f} {score - base_wer:+8.3f}"
+            f"{name:30} {seconds:7.2f} {duration / seconds:11.2f} {base_time / seconds:10.2f} "
+            f"{cpu_seconds:7.2f} {cpu_seconds / base_cpu:8.2f} {score:7.3f} "
+            f"{score - base_wer:+8.3f}"
         )
     samples = decode_16k(args.file)
     speech = energy_speech(samples)
     windows, _ = pack(samples, speech, 30.0)
     kept = sum(b - a for a, b in speech) / RATE
     print(f"(a) kept {kept:.1f} s of speech in {len(speech)} segments, {len(windows)} windows")
-    for name, (_, text) in results.items():
+    for name, (_, _, text) in results.items():
         print(f"{name}: {text}")
+    if args.pad_sweep:
+        paddings = (0.1, 0.2, 0.3, 0.4, 0.5)
+        a_wer = [wer(reference, run_audioflow(args.file, transcriber, p)) for p in paddings]
+        b_wer = [
+            wer(reference, run_batched(args.file, model, args.batch, int(p * 1000)))
+            for p in paddings
+        ]
+        print("padding s      " + " ".join(f"{p:6.1f}" for p in paddings) + "    mean")
+        for name, scores in (("(a) WER", a_wer), ("(b) WER", b_wer)):
+            cells = " ".join(f"{x:6.3f}" for x in scores)
+            print(f"{name:14} {cells}  {sum(scores) / len(scores):6.3f}")
 
 
 if __name__ == "__main__":
