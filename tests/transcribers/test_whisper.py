@@ -115,7 +115,7 @@ async def test_word_times_are_window_relative_monotone_and_on_speech(
 
 @pytest.mark.slow
 async def test_batched_and_concurrent_calls_match_one_at_a_time(
-    transcriber: WhisperTranscriber,
+    transcriber: WhisperTranscriber, whisper_model: Any
 ) -> None:
     windows = short_windows()
     sequential = [(await transcriber.transcribe([w], language="en"))[0] for w in windows]
@@ -123,9 +123,13 @@ async def test_batched_and_concurrent_calls_match_one_at_a_time(
     batched = await transcriber.transcribe(windows, language="en")
 
     concurrent: dict[int, WindowTranscript] = {}
+    # Two limiter tokens: both calls are inside faster-whisper at once, in two threads
+    # sharing one model, so per-call state that leaked between them would show here.
+    parallel = WhisperTranscriber(whisper_model, limiter=anyio.CapacityLimiter(2))
 
     async def one(window: AudioWindow) -> None:
-        [concurrent[window.index]] = await transcriber.transcribe([window], language="en")
+        # language detected here, given elsewhere: both must reach the same text
+        [concurrent[window.index]] = await parallel.transcribe([window])
 
     async with anyio.create_task_group() as tg:
         for window in windows:
@@ -135,6 +139,7 @@ async def test_batched_and_concurrent_calls_match_one_at_a_time(
         expected = sequential[i]
         assert window_text(expected)
         assert wer(reference(SHORT[i]), window_text(expected)) <= 0.35
+        assert concurrent[window.index].language == "en"
         for other in (batched[i], concurrent[window.index]):
             assert other.index == window.index
             assert window_text(other) == window_text(expected)
