@@ -264,3 +264,21 @@ async def test_a_model_that_does_not_load_is_a_configuration_error(
     window = AudioWindow(samples=np.zeros(RATE, dtype=np.float32))
     with pytest.raises(ConfigurationError):
         await transcriber.transcribe([window])
+
+
+@pytest.mark.slow
+async def test_silence_and_noise_give_no_words(
+    transcriber: WhisperTranscriber, whisper_model: Any
+) -> None:
+    # Whisper-base "hears" words in silence ("you", "1-2-3"); the no-speech rule drops
+    # them, as WhisperModel.transcribe does.
+    noise = (np.random.default_rng(0).standard_normal(5 * RATE) * 0.01).astype(np.float32)
+    windows = [
+        AudioWindow(samples=np.zeros(3 * RATE, dtype=np.float32), index=0),
+        AudioWindow(samples=noise, index=1),
+    ]
+    results = await transcriber.transcribe(windows)
+    assert [r.segments for r in results] == [(), ()]
+    # Without the rule the invented words come through: the rule is what removed them.
+    keep_all = WhisperTranscriber(whisper_model, no_speech_threshold=None)
+    assert any(r.segments for r in await keep_all.transcribe(windows))

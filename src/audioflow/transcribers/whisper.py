@@ -74,6 +74,13 @@ class WhisperTranscriber:
         num_workers: model calls that may run in parallel; also the default limiter size.
         max_batch: most windows one :meth:`transcribe` call takes (one batch).
         beam_size: beam width of the decoder (faster-whisper's default is 5).
+        no_speech_threshold: with ``log_prob_threshold``, Whisper's silence rule: a
+            window's text is dropped when its no-speech probability is above this *and*
+            its average token log probability below ``log_prob_threshold`` (the
+            defaults are ``WhisperModel.transcribe``'s; the batched pipeline applies no
+            such rule, and Whisper invents "you" or "So." for silence). ``None``
+            keeps everything.
+        log_prob_threshold: see ``no_speech_threshold``.
         limiter: limits the worker threads this transcriber occupies.
 
     Raises:
@@ -101,6 +108,8 @@ class WhisperTranscriber:
         num_workers: int = 1,
         max_batch: int = 8,
         beam_size: int = 5,
+        no_speech_threshold: float | None = 0.6,
+        log_prob_threshold: float | None = -1.0,
         limiter: anyio.CapacityLimiter | None = None,
     ) -> None:
         if importlib.util.find_spec("faster_whisper") is None:
@@ -115,6 +124,8 @@ class WhisperTranscriber:
         self._cpu_threads = cpu_threads
         self._num_workers = num_workers
         self._beam_size = beam_size
+        self._no_speech_threshold = no_speech_threshold
+        self._log_prob_threshold = log_prob_threshold
         self._limiter = limiter
         self._model: WhisperModel | None = None
         self._owns_model = isinstance(model, str | Path) or model is None
@@ -274,8 +285,20 @@ class WhisperTranscriber:
                 found[round(segment.seek / model.frames_per_second / spacing)].append(segment)
             languages.update(zip(clipped, pipeline.languages, strict=True))
         return [
-            _to_window_transcript(w, i * spacing, found[i], languages[i])
+            _to_window_transcript(w, i * spacing, self._drop_silence(found[i]), languages[i])
             for i, w in enumerate(windows)
+        ]
+
+    def _drop_silence(self, segments: list[Any]) -> list[Any]:
+        if self._no_speech_threshold is None or self._log_prob_threshold is None:
+            return segments
+        return [
+            s
+            for s in segments
+            if not (
+                s.no_speech_prob > self._no_speech_threshold
+                and s.avg_logprob < self._log_prob_threshold
+            )
         ]
 
 
@@ -286,11 +309,13 @@ def _to_window_transcript(
     duration = window.duration
     words: list[Word] = []
     last_start = 0.0
+    raw: list[str] = []  # words as Whisper spelled them, leading space included
     for segment in segments:
         for w in segment.words or ():
             text = w.word.strip()
             if not text:
                 continue
+            raw.append(w.word)
             # DTW timings have 20 ms resolution and can overshoot the window's end by a
             # frame; keep every word inside the window and in order.
             start = min(max(round(float(w.start) - offset, 3), last_start), duration)
@@ -298,20 +323,21 @@ def _to_window_transcript(
             words.append(Word(text=text, start=start, end=end, confidence=float(w.probability)))
             last_start = start
     sentences: list[TranscriptSegment] = []
-    current: list[Word] = []
+    first = 0
     for i, word in enumerate(words):
-        current.append(word)
         if _SENTENCE_END.search(word.text) or i == len(words) - 1:
+            current = words[first : i + 1]
             sentences.append(
                 TranscriptSegment(
                     start=current[0].start,
                     end=current[-1].end,
-                    text=" ".join(x.text for x in current),
+                    # Whisper's own spacing: none between Chinese or Japanese words.
+                    text="".join(raw[first : i + 1]).strip(),
                     words=tuple(current),
                     language=language,
                 )
             )
-            current = []
+            first = i + 1
     return WindowTranscript(
         index=window.index,
         segments=tuple(sentences),
