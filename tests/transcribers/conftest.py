@@ -7,6 +7,8 @@ its own (cheap) ``WhisperTranscriber``, whose limiter then belongs to that test'
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +19,13 @@ CPU_THREADS = 2
 
 
 @pytest.fixture(scope="session")
-def whisper_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def whisper_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The bundled model, assembled into a session temp cache (never ``~/.cache``)."""
     from audioflow.transcribers._whisper_model import bundled_model_dir
 
-    return bundled_model_dir(tmp_path_factory.mktemp("whisper-cache"))
+    cache = tmp_path_factory.mktemp("whisper-cache")
+    yield bundled_model_dir(cache)
+    shutil.rmtree(cache, ignore_errors=True)  # 145 MB; pytest keeps old tmp dirs
 
 
 @pytest.fixture(scope="session")

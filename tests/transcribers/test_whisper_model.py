@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -32,6 +33,13 @@ def sha256(path: Path) -> str:
 def leftovers(model_dir: Path) -> list[str]:
     """Temporary files a build left behind (the lock file is kept on purpose)."""
     return sorted(p.name for p in model_dir.iterdir() if p.name.endswith(".tmp"))
+
+
+@pytest.fixture(autouse=True)
+def _remove_caches(tmp_path: Path) -> Iterator[None]:
+    # Each cache holds a 145 MB model.bin; pytest keeps the last runs' tmp dirs.
+    yield
+    shutil.rmtree(tmp_path, ignore_errors=True)
 
 
 @pytest.fixture
