@@ -15,7 +15,9 @@ import audioflow
 from audioflow import Job, JobError, JobStatus, RedisJobStore
 from audioflow.cli import output_path
 from audioflow.errors import AudioflowError
+from audioflow.render import parse_json
 from redis_helpers import delete_prefix, redis_url
+from speech_helpers import wer
 
 COMMAND = shutil.which("audioflow", path=str(Path(sys.executable).parent)) or "audioflow"
 
@@ -101,3 +103,47 @@ def test_output_paths_stay_inside_the_output_directory(tmp_path: Path) -> None:
     (out / "evil.srt").symlink_to(tmp_path / "elsewhere" / "passwd")
     with pytest.raises(AudioflowError, match="outside"):
         output_path(out, Path("evil.wav"), "srt")
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+@pytest.mark.slow
+def test_transcribes_the_shipped_sample_offline(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = run(
+        "transcribe",
+        str(EXAMPLES / "sample.flac"),
+        "--out",
+        str(out),
+        "--model-cache",
+        str(tmp_path / "cache"),
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == [
+        "sample.json",
+        "sample.md",
+        "sample.srt",
+        "sample.txt",
+        "sample.vtt",
+    ]
+    srt = (out / "sample.srt").read_text()
+    assert srt.startswith("1\n00:00:")
+    assert (out / "sample.vtt").read_text().startswith("WEBVTT")
+    transcript = parse_json((out / "sample.json").read_text())
+    heard = " ".join(w.text for s in transcript.segments for w in s.words)
+    assert wer((EXAMPLES / "sample.txt").read_text(), heard) <= 0.25
+
+
+def test_bad_file_is_one_line_exit_1(tmp_path: Path) -> None:
+    bad = tmp_path / "notes.wav"
+    bad.write_text("this is not audio\n")
+    result = run(
+        "transcribe", str(bad), "--out", str(tmp_path), "--model-cache", str(tmp_path / "c")
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    failures = [line for line in result.stderr.splitlines() if "failed" in line]
+    assert len(failures) == 1
+    assert "notes.wav" in failures[0] and "Error" in failures[0]
+    assert list(tmp_path.glob("notes.*")) == [bad]

@@ -73,6 +73,7 @@ from .transcribers import AudioWindow, Transcriber
 if TYPE_CHECKING:
     from .store.redis import RedisJobStore
     from .transcribers.deepgram import DeepgramTranscriber
+    from .transcribers.whisper import WhisperTranscriber
 
 __all__ = [
     "AudioChunk",
@@ -133,6 +134,7 @@ __all__ = [
     "TranscriptionError",
     "UnsupportedMediaError",
     "Usage",
+    "WhisperTranscriber",
     "WindowTranscript",
     "Word",
     "__version__",
@@ -153,4 +155,8 @@ def __getattr__(name: str) -> Any:
         from .transcribers.deepgram import DeepgramTranscriber
 
         return DeepgramTranscriber
+    if name == "WhisperTranscriber":
+        from .transcribers.whisper import WhisperTranscriber
+
+        return WhisperTranscriber
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -72,6 +72,12 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--concurrency", type=int, default=2, help="files at once (default: 2)")
     t.add_argument("--language", default=None, help="language code (default: detect)")
     t.add_argument("--model", default=None, help="Whisper model directory or name")
+    t.add_argument(
+        "--model-cache",
+        type=Path,
+        default=None,
+        help="where the bundled Whisper model is assembled (default: ~/.cache/audioflow)",
+    )
     t.add_argument("--deepgram-url", default=None, help="Deepgram base URL (self-hosted)")
 
     s = sub.add_parser("status", help="show a job's status")
@@ -96,18 +102,14 @@ def _transcriber(args: argparse.Namespace) -> Transcriber:
         key = os.environ.get("DEEPGRAM_API_KEY")
         if not key:
             raise UsageError("--transcriber deepgram needs DEEPGRAM_API_KEY in the environment")
-        from .transcribers.deepgram import (  # type: ignore[import-not-found, unused-ignore]
-            DeepgramTranscriber,
-        )
+        from .transcribers.deepgram import DeepgramTranscriber
 
         kwargs: dict[str, Any] = {"base_url": args.deepgram_url} if args.deepgram_url else {}
         transcriber: Transcriber = DeepgramTranscriber(key, **kwargs)
         return transcriber
-    from .transcribers.whisper import (  # type: ignore[import-not-found, unused-ignore]
-        WhisperTranscriber,
-    )
+    from .transcribers.whisper import WhisperTranscriber
 
-    whisper: Transcriber = WhisperTranscriber(args.model)
+    whisper: Transcriber = WhisperTranscriber(args.model, cache_dir=args.model_cache)
     return whisper
 
 

