@@ -7,9 +7,9 @@ On the same file, with the same loaded model (bundled Whisper-base, int8 on CPU)
 same decoding settings (beam 5, word timestamps, language detected, ``cpu_threads`` and
 ``num_workers`` as given), it times
 
-(a) audioflow: PyAV decode to 16 kHz mono float32 -> energy speech detection (a small
-    numpy detector written here: the VAD stage is not on this branch) -> speech packed
-    into <= 30 s windows with a timeline map -> ``WhisperTranscriber`` batched;
+(a) audioflow's stages: ``Decode`` -> ``DetectSpeech("silero")`` -> ``Transcribe`` with
+    ``WhisperTranscriber`` (speech packed into <= 30 s windows with a timeline map;
+    windows queued while a call runs go out together as one batch);
 (b) faster-whisper ``BatchedInferencePipeline.transcribe(path)`` (its PyAV decode,
     Silero VAD, batch of ``--batch``);
 (c) faster-whisper ``WhisperModel.transcribe(path, vad_filter=True)`` (sequential);
@@ -36,6 +36,8 @@ import numpy.typing as npt
 from faster_whisper import BatchedInferencePipeline, WhisperModel
 from faster_whisper.vad import VadOptions, collect_chunks, get_speech_timestamps
 
+from audioflow import TranscriptSegment
+from audioflow.stages import Decode, DetectSpeech, Transcribe, run_stages
 from audioflow.transcribers import AudioWindow
 from audioflow.transcribers._whisper_model import bundled_model_dir, default_cache_dir
 from audioflow.transcribers.whisper import WhisperTranscriber
@@ -52,94 +54,19 @@ Piece = tuple[float, float, float]
 # ----------------------------------------------------------- (a) audioflow's chain
 
 
-def energy_speech(
-    samples: Samples,
-    *,
-    frame: float = 0.03,
-    min_speech: float = 0.25,
-    min_silence: float = 0.3,
-    padding: float = 0.2,
-) -> list[tuple[int, int]]:
-    """Speech as (start, end) sample ranges: frames louder than an adaptive threshold,
-    gaps shorter than ``min_silence`` bridged, blips under ``min_speech`` dropped."""
-    n = int(frame * RATE)
-    frames = samples[: len(samples) // n * n].reshape(-1, n)
-    db = 10 * np.log10((frames.astype(np.float64) ** 2).mean(axis=1) + 1e-12)
-    threshold = max(np.percentile(db, 10) + 12.0, db.max() - 45.0)
-    loud = np.flatnonzero(db > threshold)
-    if len(loud) == 0:
-        return []
-    runs: list[list[int]] = [[int(loud[0]), int(loud[0]) + 1]]
-    for i in loud[1:]:
-        if (i - runs[-1][1]) * frame < min_silence:
-            runs[-1][1] = int(i) + 1
-        else:
-            runs.append([int(i), int(i) + 1])
-    pad = int(padding * RATE)
-    return [
-        (max(a * n - pad, 0), min(b * n + pad, len(samples)))
-        for a, b in runs
-        if (b - a) * frame >= min_speech
-    ]
-
-
-def pack(
-    samples: Samples, speech: list[tuple[int, int]], max_window: float
-) -> tuple[list[AudioWindow], list[list[Piece]]]:
-    """Consecutive speech into windows of at most ``max_window`` s, with timeline maps."""
-    limit = int(max_window * RATE)
-    windows: list[AudioWindow] = []
-    maps: list[list[Piece]] = []
-    parts: list[Samples] = []
-    pieces: list[Piece] = []
-    used = 0
-
-    def close() -> None:
-        nonlocal parts, pieces, used
-        if parts:
-            windows.append(AudioWindow(samples=np.concatenate(parts), index=len(windows)))
-            maps.append(pieces)
-        parts, pieces, used = [], [], 0
-
-    for start, end in speech:
-        while end - start > 0:  # a segment longer than a window is cut (not on this file)
-            take = min(end - start, limit)
-            if used + take > limit:
-                close()
-            parts.append(samples[start : start + take])
-            pieces.append((used / RATE, start / RATE, take / RATE))
-            used += take
-            start += take
-    close()
-    return windows, maps
-
-
-def to_source_time(t: float, pieces: list[Piece]) -> float:
-    """Map a window-relative time back to the source timeline through its piece."""
-    for offset, source, length in reversed(pieces):
-        if t >= offset:
-            return source + min(t - offset, length)
-    return pieces[0][1]
-
-
 def run_audioflow(path: Path, transcriber: WhisperTranscriber, padding: float = 0.2) -> str:
-    samples = decode_16k(path)
-    speech = energy_speech(samples, padding=padding)
-    windows, maps = pack(samples, speech, transcriber.max_window)
+    """audioflow's own stages: Decode -> DetectSpeech (silero) -> Transcribe."""
 
-    async def go() -> list[str]:
-        words: list[tuple[float, str]] = []
-        for i in range(0, len(windows), transcriber.max_batch):
-            batch = windows[i : i + transcriber.max_batch]
-            for window, result in zip(batch, await transcriber.transcribe(batch), strict=True):
-                words += [
-                    (to_source_time(w.start, maps[window.index]), w.text)
-                    for s in result.segments
-                    for w in s.words
-                ]
-        return [text for _, text in sorted(words, key=lambda x: x[0])]
+    async def go() -> list[TranscriptSegment]:
+        segments: list[TranscriptSegment] = await run_stages(
+            [path],
+            Decode(),
+            DetectSpeech("silero", padding=padding),  # as Pipeline.default() does
+            Transcribe(transcriber, concurrency=1),
+        )
+        return segments
 
-    return " ".join(anyio.run(go))
+    return " ".join(w.text for s in anyio.run(go) for w in s.words)
 
 
 def run_transcriber_on_silero_windows(path: Path, transcriber: WhisperTranscriber) -> str:
@@ -257,11 +184,6 @@ def main() -> None:
             f"{cpu_seconds:7.2f} {cpu_seconds / base_cpu:8.2f} {score:7.3f} "
             f"{score - base_wer:+8.3f}"
         )
-    samples = decode_16k(args.file)
-    speech = energy_speech(samples)
-    windows, _ = pack(samples, speech, 30.0)
-    kept = sum(b - a for a, b in speech) / RATE
-    print(f"(a) kept {kept:.1f} s of speech in {len(speech)} segments, {len(windows)} windows")
     for name, (_, _, text) in results.items():
         print(f"{name}: {text}")
     if args.pad_sweep:

@@ -71,6 +71,12 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--prefix", default="audioflow:", help="Redis key prefix")
     t.add_argument("--concurrency", type=int, default=2, help="files at once (default: 2)")
     t.add_argument("--language", default=None, help="language code (default: detect)")
+    t.add_argument(
+        "--vad",
+        choices=("energy", "webrtc", "silero"),
+        default=None,
+        help="speech detection (default: silero with whisper, energy with deepgram)",
+    )
     t.add_argument("--model", default=None, help="Whisper model directory or name")
     t.add_argument(
         "--model-cache",
@@ -152,7 +158,8 @@ async def _transcribe(args: argparse.Namespace) -> int:
         raise UsageError("--concurrency must be at least 1")
     store = _store(args.store, args.prefix)
     transcriber = _transcriber(args)
-    pipeline = Pipeline(transcriber, store=store, formats=args.format)
+    vad = args.vad or ("silero" if args.transcriber == "whisper" else "energy")
+    pipeline = Pipeline(transcriber, store=store, formats=args.format, vad=vad)
     args.out.mkdir(parents=True, exist_ok=True)
     display = _Progress(sys.stderr)
     failures = 0

@@ -132,11 +132,16 @@ class Pipeline:
 
     @classmethod
     def default(cls, transcriber: Transcriber | None = None, **kwargs: Any) -> Pipeline:
-        """The standard pipeline; offline Whisper (``audioflow[whisper]``) by default."""
+        """The standard pipeline; offline Whisper (``audioflow[whisper]``) by default.
+
+        With Whisper, speech detection defaults to ``silero`` (faster-whisper brings
+        its model and onnxruntime); pass ``vad=`` to choose another.
+        """
         if transcriber is None:
             from .transcribers.whisper import WhisperTranscriber
 
             transcriber = WhisperTranscriber()
+            kwargs.setdefault("vad", "silero")
         return cls(transcriber, **kwargs)
 
     @property
@@ -264,8 +269,9 @@ class Pipeline:
             identity = f"{Path(source).resolve()}|{st.st_size}|{st.st_mtime_ns}"
         except OSError:
             identity = str(source)  # decoding will report the problem
+        gap = getattr(self.transcriber, "pack_gap", None)
         settings = (
-            f"{self.transcriber.name}|{self.transcriber.max_window}|{self.vad}|"
+            f"{self.transcriber.name}|{self.transcriber.max_window}|{gap}|{self.vad}|"
             f"{self.chunk_seconds}"
         )
         return hashlib.sha256(f"{identity}|{settings}".encode()).hexdigest()[:32]

@@ -39,6 +39,7 @@ class _StopAfter:
     def __init__(self, inner: DeepgramTranscriber, allow: int) -> None:
         self.inner = inner
         self.name, self.max_window, self.max_batch = inner.name, inner.max_window, 1
+        self.pack_gap = inner.pack_gap
         self.allow = allow
         self.sent = 0
         self.held = anyio.Event()

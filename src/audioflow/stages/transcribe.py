@@ -132,9 +132,13 @@ class Transcribe:
         transcriber: any :class:`~audioflow.transcribers.Transcriber`.
         language: passed to the transcriber (``None``: detect).
         concurrency: transcriber calls in flight at once.
-        gap: seconds of silence between packed segments.
+        gap: seconds of silence between packed segments; ``None`` takes the
+            transcriber's ``pack_gap`` if it has one, else 0.3. (Whisper reads words
+            at a cut better with half a second of pause; a billed service wants less.)
         done: windows already transcribed (by index), e.g. from a checkpoint; they are
             not sent to the transcriber again.
+        batch_wait: seconds a call waits for more windows to fill its batch (when the
+            transcriber batches) before it goes out with what it has.
         on_window: awaited with every newly transcribed window as soon as its call
             returns (in any order; shielded from cancellation, so a checkpoint of a
             window that was paid for is not lost).
@@ -151,18 +155,20 @@ class Transcribe:
         *,
         language: str | None = None,
         concurrency: int = 2,
-        gap: float = 0.1,
+        gap: float | None = None,
         done: Mapping[int, WindowTranscript] | None = None,
         on_window: WindowCallback | None = None,
+        batch_wait: float = 0.5,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.transcriber = transcriber
         self.language = language
         self.concurrency = concurrency
-        self.gap = gap
+        self.gap = gap if gap is not None else float(getattr(transcriber, "pack_gap", 0.3))
         self.done = dict(done or {})
         self.on_window = on_window
+        self.batch_wait = batch_wait
         self.usage = Usage()
         self.windows = 0
 
@@ -212,11 +218,16 @@ class Transcribe:
             async with windows:
                 async for first in windows:
                     batch = [first]
-                    while len(batch) < batch_size:
-                        try:
-                            batch.append(windows.receive_nowait())
-                        except (anyio.WouldBlock, anyio.EndOfStream):
-                            break
+                    # Decoding and speech detection run hundreds of times faster than a
+                    # model, so a short wait usually fills the batch (one batched call
+                    # beats several small ones); a source that trickles in waits at most
+                    # ``batch_wait``.
+                    with anyio.move_on_after(self.batch_wait if batch_size > 1 else 0):
+                        while len(batch) < batch_size:
+                            try:
+                                batch.append(await windows.receive())
+                            except anyio.EndOfStream:
+                                break
                     for packed, result in zip(batch, await self._call(batch, ctx), strict=True):
                         results[packed.window.index] = (result, packed.timeline)
                         if self.on_window is not None and packed.window.index not in self.done:

@@ -45,6 +45,9 @@ class Transcriber(Protocol):
         name: short identifier, e.g. ``"whisper"`` or ``"deepgram"``.
         max_window: longest window in seconds the backend handles well (Whisper: 30).
         max_batch: most windows one ``transcribe`` call accepts (1: no batching).
+
+    Optional: ``pack_gap`` (float), the seconds of silence the ``Transcribe`` stage
+    puts between packed speech segments for this transcriber.
     """
 
     name: str

@@ -117,6 +117,8 @@ class DeepgramTranscriber:
     """
 
     name = "deepgram"
+    #: Short pauses between packed segments: every uploaded second is billed.
+    pack_gap = 0.1
 
     def __init__(
         self,
