@@ -246,12 +246,20 @@ class QualityReport(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Usage(msgspec.Struct, frozen=True, kw_only=True):
-    """What transcription consumed and cost."""
+    """What transcription consumed and cost. ``a + b`` sums two usages."""
 
     audio_seconds: float = 0.0
     billed_seconds: float = 0.0
     cost: float = 0.0
     requests: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            audio_seconds=self.audio_seconds + other.audio_seconds,
+            billed_seconds=self.billed_seconds + other.billed_seconds,
+            cost=self.cost + other.cost,
+            requests=self.requests + other.requests,
+        )
 
 
 class WindowTranscript(msgspec.Struct, frozen=True, kw_only=True):

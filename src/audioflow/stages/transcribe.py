@@ -245,7 +245,7 @@ class Transcribe:
                         await changed.wait()
                         continue
                     result, timeline = results.pop(index)
-                    self.usage = _add_usage(self.usage, result.usage)
+                    self.usage = self.usage + result.usage
                     self.language = self.language or result.language
                     for segment in map_window(result, timeline):
                         await outbox.send(segment)
@@ -283,12 +283,3 @@ class Transcribe:
                 )
             fresh = {w.index: r for w, r in zip(todo, out, strict=True)}
         return [self.done.get(p.window.index) or fresh[p.window.index] for p in batch]
-
-
-def _add_usage(a: Usage, b: Usage) -> Usage:
-    return Usage(
-        audio_seconds=a.audio_seconds + b.audio_seconds,
-        billed_seconds=a.billed_seconds + b.billed_seconds,
-        cost=a.cost + b.cost,
-        requests=a.requests + b.requests,
-    )

@@ -24,6 +24,7 @@ __all__ = [
     "encode_field",
     "encode_json",
     "normalize_values",
+    "text_of",
 ]
 
 
@@ -79,14 +80,15 @@ def decode_field(job_id: str, name: str, raw: bytes | str) -> Any:
         raise JobCorruptedError(job_id, name, str(exc)) from exc
 
 
-def _text(key: bytes | str) -> str:
+def text_of(key: bytes | str) -> str:
+    """A Redis reply as ``str``, whether the client decodes responses or not."""
     return key.decode() if isinstance(key, bytes) else key
 
 
 def _decode_known(job_id: str, raw: Mapping[Any, Any]) -> dict[str, Any]:
     values = {}
     for key, value in raw.items():
-        name = _text(key)
+        name = text_of(key)
         if name in _decoders:  # skip internal (``_``-prefixed) and newer writers' fields
             values[name] = decode_field(job_id, name, value)
     return values

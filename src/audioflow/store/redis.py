@@ -50,6 +50,7 @@ from ._codec import (
     decode_job,
     encode_field,
     encode_json,
+    text_of,
 )
 from ._rules import (
     DEFAULT_TTL,
@@ -92,12 +93,8 @@ def _load_script(name: str) -> str:
     return prelude + "\n" + lua.joinpath(f"{name}.lua").read_text()
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 def _pairs_to_dict(flat: Sequence[Any]) -> dict[str, Any]:
-    return {_text(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}
+    return {text_of(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}
 
 
 def _status_json(status: JobStatus) -> str:
@@ -219,16 +216,16 @@ class RedisJobStore:
 
     @staticmethod
     def _fail(job_id: str, reply: Sequence[Any], to: JobStatus | None = None) -> NoReturn:
-        code = _text(reply[0])
+        code = text_of(reply[0])
         if code == "NOTFOUND":
             raise JobNotFoundError(job_id)
         if code == "LEASE":
-            raise LeaseLostError(job_id, _text(reply[1]))
+            raise LeaseLostError(job_id, text_of(reply[1]))
         current = decode_field(job_id, "status", reply[1])
         if code == "TERMINAL":
             raise InvalidTransitionError(job_id, current, None, "it is immutable")
         if code == "CONFLICT":
-            raise InvalidTransitionError(job_id, current, to, _text(reply[2]))
+            raise InvalidTransitionError(job_id, current, to, text_of(reply[2]))
         raise RuntimeError(f"unexpected reply from store script: {reply!r}")  # pragma: no cover
 
     # ------------------------------------------------------------------ contract
@@ -252,7 +249,7 @@ class RedisJobStore:
             ("ZADD", self._index_all, 0, order_key(job)),
             self._script("create", job.id, args),
         )
-        if _text(reply[0]) == "EXISTS":
+        if text_of(reply[0]) == "EXISTS":
             raise JobExistsError(job.id)
         return Job(**{**values, "id": job.id, "version": 1})
 
@@ -268,7 +265,7 @@ class RedisJobStore:
             raise TypeError("update() needs at least one field to write")
         args = [*self._head(self._clock()), lease_token or "", *self._encode(fields)]
         reply = await self._run("update", job_id, args)
-        if _text(reply[0]) != "OK":
+        if text_of(reply[0]) != "OK":
             self._fail(job_id, reply)
         return int(reply[1])
 
@@ -320,7 +317,7 @@ class RedisJobStore:
             score = repr(lease.expires_at.timestamp())
             commands.insert(0, ("ZADD", self._index_leases, "LT", score, job_id))
         reply = (await self._exec(*commands))[-1]
-        if _text(reply[0]) != "OK":
+        if text_of(reply[0]) != "OK":
             self._fail(job_id, reply, to)
         if int(reply[3]):  # the job held a lease that this transition dropped
             await self._exec(("ZREM", self._index_leases, job_id))
@@ -349,7 +346,7 @@ class RedisJobStore:
             encode_json(to_datetime(expires)),
         ]
         reply = await self._run("renew", job_id, args)
-        if _text(reply[0]) != "OK":
+        if text_of(reply[0]) != "OK":
             self._fail(job_id, reply)
         await self._exec(("ZADD", self._index_leases, repr(expires), job_id))
         lease: Lease = decode_field(job_id, "lease", reply[1])
@@ -363,16 +360,16 @@ class RedisJobStore:
         )
         if not due:
             return []
-        ids = [_text(d) for d in due]
+        ids = [text_of(d) for d in due]
         args = [*self._head(now), str(max_attempts), now_json]
         replies = await self._exec(*(self._script("expire_lease", i, args) for i in ids))
         out: list[Job] = []
         gone: list[str] = []
         fix: list[Sequence[Any]] = []
         for job_id, reply in zip(ids, replies, strict=True):
-            code = _text(reply[0])
+            code = text_of(reply[0])
             if code == "LIVE":  # renewed since: re-score to the real expiry
-                fix.append(("ZADD", self._index_leases, _text(reply[1]), job_id))
+                fix.append(("ZADD", self._index_leases, text_of(reply[1]), job_id))
                 continue
             gone.append(job_id)
             if code == "OK":
@@ -399,7 +396,7 @@ class RedisJobStore:
                 found: list[Any] = await self._redis.zrange(
                     self._index_all, start, "+", bylex=True, offset=0, num=limit + 1
                 )
-                members = [_text(m) for m in found]
+                members = [text_of(m) for m in found]
                 if not members:
                     return JobPage(jobs=tuple(jobs))
                 async with self._redis.pipeline(transaction=False) as pipe:
@@ -440,7 +437,7 @@ class RedisJobStore:
             if not raw:
                 return
             job = decode_job(job_id, _pairs_to_dict(raw))
-            after = _text(after)
+            after = text_of(after)
             yield JobEvent(
                 cursor=after,
                 kind=EventKind.SNAPSHOT,
@@ -466,17 +463,17 @@ class RedisJobStore:
             except _UNAVAILABLE as exc:
                 raise StoreUnavailableError(f"redis unavailable: {exc}") from exc
             for entry_id, entry in reply[0][1]:
-                after = _text(entry_id)
+                after = text_of(entry_id)
                 event = self._event(job_id, after, entry)
                 yield event
                 if event.kind is EventKind.DELETED or event.status in FINISHED_STATUSES:
                     return
 
     def _event(self, job_id: str, cursor: str, entry: Mapping[Any, Any]) -> JobEvent:
-        fields = {_text(k): v for k, v in entry.items()}
+        fields = {text_of(k): v for k, v in entry.items()}
         return JobEvent(
             cursor=cursor,
-            kind=EventKind(_text(fields["kind"])),
+            kind=EventKind(text_of(fields["kind"])),
             job_id=job_id,
             version=int(fields["version"]),
             status=decode_field(job_id, "status", fields["status"]),
