@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar, overload, runtime_checkable
 
 import anyio
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
@@ -135,6 +135,102 @@ def function_stage(
     return FunctionStage(name or getattr(func, "__name__", "function"), func)
 
 
+_A = TypeVar("_A")
+_B = TypeVar("_B")
+_C = TypeVar("_C")
+_D = TypeVar("_D")
+_E = TypeVar("_E")
+_F = TypeVar("_F")
+_G = TypeVar("_G")
+
+
+# Typed overloads: a type checker verifies that each stage accepts what the previous
+# one emits (``Decode`` -> ``Quality`` -> ``DetectSpeech`` -> ``Transcribe``) and infers
+# the result's item type. Only chains of seven or more stages go unchecked.
+@overload
+async def run_stages(
+    source: Iterable[_A],
+    s1: Stage[_A, _B],
+    /,
+    *,
+    ctx: StageContext | None = None,
+    buffer: int = 1,
+) -> list[_B]: ...
+@overload
+async def run_stages(
+    source: Iterable[_A],
+    s1: Stage[_A, _B],
+    s2: Stage[_B, _C],
+    /,
+    *,
+    ctx: StageContext | None = None,
+    buffer: int = 1,
+) -> list[_C]: ...
+@overload
+async def run_stages(
+    source: Iterable[_A],
+    s1: Stage[_A, _B],
+    s2: Stage[_B, _C],
+    s3: Stage[_C, _D],
+    /,
+    *,
+    ctx: StageContext | None = None,
+    buffer: int = 1,
+) -> list[_D]: ...
+@overload
+async def run_stages(
+    source: Iterable[_A],
+    s1: Stage[_A, _B],
+    s2: Stage[_B, _C],
+    s3: Stage[_C, _D],
+    s4: Stage[_D, _E],
+    /,
+    *,
+    ctx: StageContext | None = None,
+    buffer: int = 1,
+) -> list[_E]: ...
+@overload
+async def run_stages(
+    source: Iterable[_A],
+    s1: Stage[_A, _B],
+    s2: Stage[_B, _C],
+    s3: Stage[_C, _D],
+    s4: Stage[_D, _E],
+    s5: Stage[_E, _F],
+    /,
+    *,
+    ctx: StageContext | None = None,
+    buffer: int = 1,
+) -> list[_F]: ...
+@overload
+async def run_stages(
+    source: Iterable[_A],
+    s1: Stage[_A, _B],
+    s2: Stage[_B, _C],
+    s3: Stage[_C, _D],
+    s4: Stage[_D, _E],
+    s5: Stage[_E, _F],
+    s6: Stage[_F, _G],
+    /,
+    *,
+    ctx: StageContext | None = None,
+    buffer: int = 1,
+) -> list[_G]: ...
+@overload
+async def run_stages(
+    source: Iterable[Any],
+    s1: Stage[Any, Any],
+    s2: Stage[Any, Any],
+    s3: Stage[Any, Any],
+    s4: Stage[Any, Any],
+    s5: Stage[Any, Any],
+    s6: Stage[Any, Any],
+    s7: Stage[Any, Any],
+    /,
+    *stages: Stage[Any, Any],
+    ctx: StageContext | None = None,
+    buffer: int = 1,
+) -> list[Any]: ...
 async def run_stages(
     source: Iterable[Any],
     *stages: Stage[Any, Any],
