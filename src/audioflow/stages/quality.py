@@ -94,13 +94,14 @@ class QualityMeter:
         if x.size == 0:
             return
         self.samples += x.size
-        x64 = x.astype(np.float64)  # one wide copy for both running sums
-        self._sum += float(x64.sum())
-        # einsum, not np.dot: BLAS dot is ~20x slower here on some OpenBLAS builds.
-        self._sum_sq += float(np.einsum("i,i->", x64, x64))
-        magnitude = np.abs(x)
-        self._peak = max(self._peak, float(magnitude.max()))
-        self._clipped += int(np.count_nonzero(magnitude >= self.clip_level))
+        # Float64 accumulation (so chunking never changes the result) without a wide
+        # copy. einsum, not np.dot: BLAS dot is ~20x slower on some OpenBLAS builds.
+        self._sum += float(np.sum(x, dtype=np.float64))
+        self._sum_sq += float(np.einsum("i,i->", x, x, dtype=np.float64))
+        peak = max(float(x.max()), -float(x.min()))
+        self._peak = max(self._peak, peak)
+        if peak >= self.clip_level:  # most chunks have no sample near full scale
+            self._clipped += int(np.count_nonzero(np.abs(x) >= self.clip_level))
         # Frames straddle chunk boundaries: finish the carried partial frame first.
         if self._carried:
             take = min(_FRAME - self._carried, x.size)

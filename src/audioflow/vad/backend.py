@@ -82,14 +82,17 @@ class EnergyVad:
         # accumulation over a few hundred samples is plenty for a level in dB).
         power = np.einsum("ij,ij->i", frames, frames).astype(np.float64) / frames.shape[1]
         level = 10 * np.log10(power + 1e-12)
-        floor = np.empty_like(level)
         current = (
             self._floor if self._floor is not None else float(level[0]) if len(level) else 0.0
         )
-        # The recursion is sequential but cheap: one float op per 30 ms frame.
-        for i, db in enumerate(level.tolist()):
-            current = db if db < current else current + self._rise
-            floor[i] = current
+        # The recursion is sequential but cheap: one float op per 30 ms frame (into a
+        # list: item assignment into an ndarray costs more than the op itself).
+        rise = self._rise
+        floors = []
+        for db in level.tolist():
+            current = db if db < current else current + rise
+            floors.append(current)
+        floor = np.asarray(floors, dtype=np.float64)
         self._floor = current
         z = (level - floor - self.margin_db) / 2.0
         probs: Probabilities = (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
