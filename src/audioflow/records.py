@@ -129,7 +129,10 @@ class AudioChunk(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class SpeechSegment(msgspec.Struct, frozen=True, kw_only=True):
-    """A stretch of detected speech, ``start``/``end`` on the original timeline."""
+    """A stretch of detected speech, ``start``/``end`` on the original timeline.
+
+    ``samples`` may be a view of the decoded chunk it lies in (read-only use).
+    """
 
     start: float
     end: float

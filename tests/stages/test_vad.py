@@ -188,3 +188,30 @@ def test_silero_model_comes_from_the_installed_wheel() -> None:
     assert "faster_whisper" in path.parts
     assert SileroVad().model_path == path
     assert "torch" not in sys.modules
+
+
+def _energy_reference(levels: np.ndarray, vad: EnergyVad) -> np.ndarray:
+    """EnergyVad's probabilities, one frame at a time (the definition)."""
+    floor = None
+    out = []
+    for level in levels:
+        floor = level if floor is None else min(level, floor + vad._rise)
+        z = (level - floor - vad.margin_db) / 2.0
+        out.append(0.0 if level < vad.min_dbfs else 1.0 / (1.0 + np.exp(-z)))
+    return np.array(out, dtype=np.float32)
+
+
+def test_energy_floor_matches_the_frame_by_frame_definition() -> None:
+    # Levels that fall and rise (the floor must follow down at once, up slowly), fed
+    # in uneven pieces: the running minimum must equal the recursion across pieces.
+    rng = np.random.default_rng(3)
+    gains = np.repeat(10 ** rng.uniform(-4, -0.5, 60), 40)  # 60 steps of 40 frames
+    frames = (rng.standard_normal((len(gains), 480)) * gains[:, None]).astype(np.float32)
+    levels = 10 * np.log10(np.einsum("ij,ij->i", frames, frames).astype(np.float64) / 480 + 1e-12)
+    vad = EnergyVad()
+    got = np.concatenate(
+        [vad.probabilities(frames[a:b]) for a, b in [(0, 1), (1, 700), (700, 701), (701, 2400)]]
+    )
+    want = _energy_reference(levels, EnergyVad())
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    assert 0.05 < float(np.mean(got > 0.5)) < 0.95  # both speech and non-speech frames

@@ -44,9 +44,9 @@ class EnergyVad:
     """Speech where a frame is well above an adaptive noise floor. numpy only.
 
     The floor follows quiet frames down at once and rises slowly (``rise_db_per_s``),
-    so it tracks the background between utterances but not speech. A frame's
-    probability is a logistic of its level above ``floor + margin_db``; frames below
-    ``min_dbfs`` are never speech.
+    never above the current frame's level, so it tracks the background between
+    utterances but not speech. A frame's probability is a logistic of its level above
+    ``floor + margin_db``; frames below ``min_dbfs`` are never speech.
 
     Args:
         frame_samples: samples per frame (480 = 30 ms at 16 kHz).
@@ -82,18 +82,15 @@ class EnergyVad:
         # accumulation over a few hundred samples is plenty for a level in dB).
         power = np.einsum("ij,ij->i", frames, frames).astype(np.float64) / frames.shape[1]
         level = 10 * np.log10(power + 1e-12)
-        current = (
-            self._floor if self._floor is not None else float(level[0]) if len(level) else 0.0
-        )
-        # The recursion is sequential but cheap: one float op per 30 ms frame (into a
-        # list: item assignment into an ndarray costs more than the op itself).
-        rise = self._rise
-        floors = []
-        for db in level.tolist():
-            current = db if db < current else current + rise
-            floors.append(current)
-        floor = np.asarray(floors, dtype=np.float64)
-        self._floor = current
+        if not len(level):
+            return np.zeros(0, dtype=np.float32)
+        previous = self._floor if self._floor is not None else float(level[0])
+        # floor[i] = min(level[i], floor[i-1] + rise): unrolled, the floor is the lowest
+        # of every earlier level (and the previous chunk's floor) plus the rise since
+        # then, which is one running minimum (no per-frame Python loop).
+        ramp = self._rise * np.arange(1, len(level) + 1, dtype=np.float64)
+        floor = np.minimum.accumulate(np.minimum(level - ramp, previous)) + ramp
+        self._floor = float(floor[-1])
         z = (level - floor - self.margin_db) / 2.0
         probs: Probabilities = (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
         probs[level < self.min_dbfs] = 0.0
