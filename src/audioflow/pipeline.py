@@ -75,6 +75,10 @@ class Pipeline:
         max_bytes: refuse files larger than this.
         concurrency: transcriber calls in flight per job.
         progress_interval: least seconds between two progress writes of one job.
+        checkpoint_interval: least seconds between two checkpoint writes of one job
+            while it runs (``0``: one write per transcribed window). Every way out of a
+            run (done, failed, cancelled) writes the checkpoint once more, so only a
+            hard crash can lose windows: at most this many seconds' worth.
         cpu_limiter: caps CPU-bound work across all jobs of this pipeline (default: one
             slot per core).
 
@@ -98,6 +102,7 @@ class Pipeline:
         max_bytes: int | None = None,
         concurrency: int = 2,
         progress_interval: float = 0.25,
+        checkpoint_interval: float = 1.0,
         cpu_limiter: anyio.CapacityLimiter | None = None,
     ) -> None:
         unknown = set(formats) - set(ALL_FORMATS)
@@ -113,6 +118,9 @@ class Pipeline:
         self.max_bytes = max_bytes
         self.concurrency = concurrency
         self.progress_interval = progress_interval
+        if checkpoint_interval < 0:
+            raise ValueError("checkpoint_interval must not be negative")
+        self.checkpoint_interval = checkpoint_interval
         self._cpu_limiter = cpu_limiter
 
     def __repr__(self) -> str:
@@ -183,20 +191,26 @@ class Pipeline:
             job_id, JobStatus.RUNNING, expect={JobStatus.QUEUED}, error=None, finished_at=None
         )
         progress = _ProgressWriter(self.store, job_id, self.progress_interval, on_progress)
+        done = checkpoint.windows if checkpoint else ()
+        saver = _CheckpointSaver(self.store, job_id, key, done, self.checkpoint_interval)
         failure: BaseException | None = None
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(progress.run)
+                tg.start_soon(saver.run)
                 try:
-                    result = await self._execute(job, source, options, key, checkpoint, progress)
+                    result = await self._execute(job, source, options, saver, progress)
                 except BaseException as exc:
                     failure = exc  # the original, before a task group wraps it
                     raise
                 finally:
                     progress.close()
+                    saver.close()
+            await saver.flush()
         except BaseException as exc:
             cause = failure if failure is not None else exc
             with anyio.CancelScope(shield=True):
+                await saver.flush_quietly()
                 await self._record_end(job_id, cause, progress.stage)
             if cause is exc:
                 raise
@@ -281,8 +295,7 @@ class Pipeline:
         job: Job,
         source: Source,
         options: JobOptions,
-        key: str,
-        checkpoint: Checkpoint | None,
+        saver: _CheckpointSaver,
         progress: _ProgressWriter,
     ) -> JobResult:
         ctx = StageContext(job_id=job.id, limiter=self.cpu_limiter, report=progress.report)
@@ -292,13 +305,11 @@ class Pipeline:
             max_bytes=self.max_bytes,
         )
         quality = Quality()
-        done = {w.index: w for w in checkpoint.windows} if checkpoint else {}
-        saver = _CheckpointSaver(self.store, job.id, key, done)
         transcribe = Transcribe(
             self.transcriber,
             language=options.language,
             concurrency=self.concurrency,
-            done=done,
+            done=dict(saver.windows),
             on_window=saver.add,
         )
 
@@ -353,24 +364,75 @@ class Pipeline:
 
 
 class _CheckpointSaver:
-    """Writes the finished windows of a job to its checkpoint, one write at a time."""
+    """Keeps the finished windows of a job and writes them to its checkpoint.
+
+    The checkpoint is one record field holding every window so far, so each write costs
+    the size of all of them. Writing once per window would make a long job's writes
+    (and its change stream) grow with the square of its length; instead one task writes
+    whenever new windows arrived, at most once per ``interval``, and :meth:`flush`
+    writes the rest on the way out.
+    """
 
     def __init__(
-        self, store: JobStore, job_id: str, key: str, done: dict[int, WindowTranscript]
+        self,
+        store: JobStore,
+        job_id: str,
+        key: str,
+        done: Iterable[WindowTranscript],
+        interval: float,
     ) -> None:
         self.store = store
         self.job_id = job_id
         self.key = key
-        self.windows = dict(done)
+        self.interval = interval
+        self.windows = {w.index: w for w in done}
+        self._unsaved = False
+        self._dirty = anyio.Event()
+        self._closed = anyio.Event()
         self._lock = anyio.Lock()
 
     async def add(self, window: WindowTranscript) -> None:
+        self.windows[window.index] = window
+        self._unsaved = True
+        self._dirty.set()
+
+    def close(self) -> None:
+        """Stop :meth:`run` (at once, even mid-pause); :meth:`flush` writes the rest."""
+        self._closed.set()
+        self._dirty.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty = anyio.Event()
+            if self._closed.is_set():
+                return
+            await self.flush()
+            with anyio.move_on_after(self.interval):
+                await self._closed.wait()
+
+    async def flush(self) -> None:
+        """Write the windows not written yet (nothing if there are none)."""
         async with self._lock:
-            self.windows[window.index] = window
+            if not self._unsaved:
+                return
+            self._unsaved = False
             ordered = tuple(self.windows[i] for i in sorted(self.windows))
-            await self.store.update(
-                self.job_id, checkpoint=Checkpoint(key=self.key, windows=ordered)
-            )
+            try:
+                await self.store.update(
+                    self.job_id, checkpoint=Checkpoint(key=self.key, windows=ordered)
+                )
+            except BaseException:
+                self._unsaved = True  # cancelled or failed mid-write: still unsaved
+                raise
+
+    async def flush_quietly(self) -> None:
+        """:meth:`flush` on a failure path: a store error is logged, not raised (the
+        caller is about to report the original error)."""
+        try:
+            await self.flush()
+        except Exception:
+            log.exception("could not save the checkpoint of job %s", self.job_id)
 
 
 class _ProgressWriter:
