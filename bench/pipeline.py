@@ -62,10 +62,10 @@ def make_source(hours: float) -> Path:
 
 
 CHILD = """
-import anyio, json, sys, time, resource
+import anyio, functools, json, sys, time, resource
 from audioflow.stages.base import function_stage, run_stages
 from audioflow.stages.decode import Decode
-from audioflow import Pipeline, TranscriptSegment, Usage, Word, WindowTranscript
+from audioflow import JobStatus, Pipeline, TranscriptSegment, Usage, Word, WindowTranscript
 
 class Instant:
     # Answers every window at once without looking at its audio: one word per window,
@@ -97,7 +97,29 @@ async def pipeline(path):
     result = await Pipeline(Instant()).run(path)
     assert result.transcript is not None and result.transcript.segments
 
+async def cancel(path):
+    # Cancel mid-decode; time from cancel() to run() having returned, job cancelled.
+    pipeline = Pipeline(Instant())
+    midway = anyio.Event()
+
+    def seen(progress):
+        if progress.stage == "decode" and progress.fraction >= 0.1:
+            midway.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(functools.partial(pipeline.run, path, job_id="c", on_progress=seen))
+        await midway.wait()
+        begin = time.perf_counter()
+        tg.cancel_scope.cancel()
+    took = time.perf_counter() - begin
+    job = await pipeline.store.get("c")
+    assert job is not None and job.status is JobStatus.CANCELLED
+    print(json.dumps({"cancel_s": took, "progress": job.progress.fraction}))
+
 mode, path = sys.argv[1], sys.argv[2]
+if mode == "cancel":
+    anyio.run(cancel, path)
+    sys.exit()
 start = time.perf_counter()
 anyio.run(decode_only if mode == "decode" else pipeline, path)
 wall = time.perf_counter() - start
@@ -150,6 +172,11 @@ def main() -> None:
         + ", ".join(f"{r:.2f}x" for r in ratios)
     )
     print(f"pipeline peak RSS (highest run): {rss:.0f} MB (target <= 250 MB)")
+    stop = measure("cancel", source)
+    print(
+        f"cancelled mid-decode (overall progress {stop['progress']:.2f}): job cancelled "
+        f"{stop['cancel_s'] * 1000:.0f} ms after cancel()"
+    )
 
 
 if __name__ == "__main__":

@@ -143,6 +143,35 @@ async def test_cancelled_run_is_marked_cancelled_and_resumes_without_repeating_w
     assert job is not None and job.status is JobStatus.COMPLETED
 
 
+async def test_cancelling_mid_decode_ends_the_job_within_a_second(
+    store: JobStore, tmp_path: Path
+) -> None:
+    # Ten minutes in 30 s chunks: cancelled at the first decode progress, while the
+    # decoder thread is still at work.
+    path = write_bursts(tmp_path / "long.flac", bursts(500, count=100, spacing=5.9), 600.0)
+    threads = _own_threads()
+    decoding = anyio.Event()
+
+    def seen(progress: Progress) -> None:
+        if progress.stage == "decode":
+            decoding.set()
+
+    pipeline = Pipeline(BurstTranscriber(), store=store, chunk_seconds=30.0, progress_interval=0.0)
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(functools.partial(pipeline.run, path, job_id="stop-1", on_progress=seen))
+            await decoding.wait()
+            cancelled_at = anyio.current_time()
+            tg.cancel_scope.cancel()
+    # The bound; it takes one chunk of decoding (milliseconds), so this margin
+    # is not a timing race.
+    assert anyio.current_time() - cancelled_at < 1.0
+    job = await store.get("stop-1")
+    assert job is not None and job.status is JobStatus.CANCELLED
+    assert job.progress.fraction < 1.0
+    assert _own_threads() - threads == set()
+
+
 async def test_many_jobs_at_once_keep_their_own_records(store: JobStore, tmp_path: Path) -> None:
     plans = {f"many-{i}": bursts(300 + 180 * i, count=3) for i in range(20)}
     paths = {
