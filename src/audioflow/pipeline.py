@@ -366,14 +366,49 @@ class Pipeline:
             log.exception("could not record the end of job %s", job_id)
 
 
-class _CheckpointSaver:
+class _ThrottledWriter:
+    """One task that writes a job's state when it changed, at most once per ``interval``.
+
+    Subclasses keep the state, call :meth:`_changed` when it changes and implement
+    :meth:`_write`. :meth:`close` stops :meth:`run` at once, even mid-pause.
+    """
+
+    def __init__(self, store: JobStore, job_id: str, interval: float) -> None:
+        self.store = store
+        self.job_id = job_id
+        self.interval = interval
+        self._dirty = anyio.Event()
+        self._closed = anyio.Event()
+
+    def _changed(self) -> None:
+        self._dirty.set()
+
+    async def _write(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self._closed.set()
+        self._dirty.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty = anyio.Event()
+            if self._closed.is_set():
+                return
+            await self._write()
+            with anyio.move_on_after(self.interval):
+                await self._closed.wait()
+
+
+class _CheckpointSaver(_ThrottledWriter):
     """Keeps the finished windows of a job and writes them to its checkpoint.
 
     The checkpoint is one record field holding every window so far, so each write costs
     the size of all of them. Writing once per window would make a long job's writes
-    (and its change stream) grow with the square of its length; instead one task writes
-    whenever new windows arrived, at most once per ``interval``, and :meth:`flush`
-    writes the rest on the way out.
+    (and its change stream) grow with the square of its length; instead the task
+    writes whenever new windows arrived, at most once per ``interval``, and
+    :meth:`flush` writes the rest on the way out.
     """
 
     def __init__(
@@ -384,35 +419,19 @@ class _CheckpointSaver:
         done: Iterable[WindowTranscript],
         interval: float,
     ) -> None:
-        self.store = store
-        self.job_id = job_id
+        super().__init__(store, job_id, interval)
         self.key = key
-        self.interval = interval
         self.windows = {w.index: w for w in done}
         self._unsaved = False
-        self._dirty = anyio.Event()
-        self._closed = anyio.Event()
         self._lock = anyio.Lock()
 
     async def add(self, window: WindowTranscript) -> None:
         self.windows[window.index] = window
         self._unsaved = True
-        self._dirty.set()
+        self._changed()
 
-    def close(self) -> None:
-        """Stop :meth:`run` (at once, even mid-pause); :meth:`flush` writes the rest."""
-        self._closed.set()
-        self._dirty.set()
-
-    async def run(self) -> None:
-        while True:
-            await self._dirty.wait()
-            self._dirty = anyio.Event()
-            if self._closed.is_set():
-                return
-            await self.flush()
-            with anyio.move_on_after(self.interval):
-                await self._closed.wait()
+    async def _write(self) -> None:
+        await self.flush()
 
     async def flush(self) -> None:
         """Write the windows not written yet (nothing if there are none)."""
@@ -438,7 +457,7 @@ class _CheckpointSaver:
             log.exception("could not save the checkpoint of job %s", self.job_id)
 
 
-class _ProgressWriter:
+class _ProgressWriter(_ThrottledWriter):
     """Keeps the latest progress and writes it to the store a few times a second at most.
 
     Stages report from the event loop (synchronously); one task writes. The overall
@@ -452,17 +471,13 @@ class _ProgressWriter:
         interval: float,
         callback: ProgressCallback | None,
     ) -> None:
-        self.store = store
-        self.job_id = job_id
-        self.interval = interval
+        super().__init__(store, job_id, interval)
         self.callback = callback
         self.stage: str | None = None
         self.fraction = 0.0
         self.message = ""
         self._decode = 0.0
         self._transcribe = 0.0
-        self._dirty = anyio.Event()
-        self._closed = anyio.Event()
 
     def report(self, stage: str, fraction: float, message: str) -> None:
         if stage == "decode" and not math.isnan(fraction):
@@ -476,24 +491,12 @@ class _ProgressWriter:
         if stage in ("decode", "vad", "transcribe", "render"):
             self.stage = stage
         self.message = message
-        self._dirty.set()
+        self._changed()
 
-    def close(self) -> None:
-        self._closed.set()
-        self._dirty.set()
-
-    async def run(self) -> None:
-        while True:
-            await self._dirty.wait()
-            self._dirty = anyio.Event()
-            if self._closed.is_set():
-                return
-            progress = Progress(
-                stage=self.stage, fraction=self.fraction, message=self.message, updated_at=utcnow()
-            )
-            await self.store.update(self.job_id, progress=progress)
-            if self.callback is not None:
-                self.callback(progress)
-            # Throttle: a few writes a second at most, but stop at once when closed.
-            with anyio.move_on_after(self.interval):
-                await self._closed.wait()
+    async def _write(self) -> None:
+        progress = Progress(
+            stage=self.stage, fraction=self.fraction, message=self.message, updated_at=utcnow()
+        )
+        await self.store.update(self.job_id, progress=progress)
+        if self.callback is not None:
+            self.callback(progress)
