@@ -44,7 +44,7 @@ from .stages.quality import Quality
 from .stages.transcribe import Transcribe
 from .stages.vad import DetectSpeech
 from .store.memory import MemoryJobStore
-from .store.protocol import JobStore
+from .store.protocol import JobFields, JobStore
 from .transcribers.base import Transcriber
 
 __all__ = ["Pipeline", "ProgressCallback"]
@@ -209,7 +209,6 @@ class Pipeline:
                 finally:
                     progress.close()
                     saver.close()
-            await saver.flush()
         except BaseException as exc:
             cause = failure if failure is not None else exc
             with anyio.CancelScope(shield=True):
@@ -219,13 +218,15 @@ class Pipeline:
                 raise
             raise cause from cause.__cause__
         final = Progress(stage="render", fraction=1.0, message="done", updated_at=utcnow())
+        fields: JobFields = {
+            "result": msgspec.structs.replace(result, artifacts={}),
+            "artifacts": result.artifacts,
+            "progress": final,
+        }
+        if saver.unsaved:  # the last windows ride on the completing write
+            fields["checkpoint"] = saver.take_unsaved()
         await self.store.transition(
-            job_id,
-            JobStatus.COMPLETED,
-            expect={JobStatus.RUNNING},
-            result=msgspec.structs.replace(result, artifacts={}),
-            artifacts=result.artifacts,
-            progress=final,
+            job_id, JobStatus.COMPLETED, expect={JobStatus.RUNNING}, **fields
         )
         if on_progress is not None:
             on_progress(final)
@@ -407,8 +408,9 @@ class _CheckpointSaver(_ThrottledWriter):
     The checkpoint is one record field holding every window so far, so each write costs
     the size of all of them. Writing once per window would make a long job's writes
     (and its change stream) grow with the square of its length; instead the task
-    writes whenever new windows arrived, at most once per ``interval``, and
-    :meth:`flush` writes the rest on the way out.
+    writes whenever new windows arrived, at most once per ``interval``; the rest goes
+    out with the completing transition (:meth:`take_unsaved`) or, on failure or
+    cancellation, with :meth:`flush`.
     """
 
     def __init__(
@@ -433,17 +435,26 @@ class _CheckpointSaver(_ThrottledWriter):
     async def _write(self) -> None:
         await self.flush()
 
+    @property
+    def unsaved(self) -> bool:
+        """Whether windows arrived since the last write."""
+        return self._unsaved
+
+    def take_unsaved(self) -> Checkpoint:
+        """The checkpoint with every window, now counted as written by the caller."""
+        self._unsaved = False
+        return Checkpoint(
+            key=self.key, windows=tuple(self.windows[i] for i in sorted(self.windows))
+        )
+
     async def flush(self) -> None:
         """Write the windows not written yet (nothing if there are none)."""
         async with self._lock:
             if not self._unsaved:
                 return
-            self._unsaved = False
-            ordered = tuple(self.windows[i] for i in sorted(self.windows))
+            checkpoint = self.take_unsaved()
             try:
-                await self.store.update(
-                    self.job_id, checkpoint=Checkpoint(key=self.key, windows=ordered)
-                )
+                await self.store.update(self.job_id, checkpoint=checkpoint)
             except BaseException:
                 self._unsaved = True  # cancelled or failed mid-write: still unsaved
                 raise
