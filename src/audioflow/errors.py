@@ -11,7 +11,8 @@ The tree::
     │   ├── InvalidTransitionError        (compare-and-set lost, illegal move, terminal job)
     │   ├── LeaseLostError
     │   ├── JobCorruptedError
-    │   └── StoreUnavailableError
+    │   ├── JobTooLargeError              (a field or the whole job over the store's limit)
+    │   └── StoreUnavailableError         (outcome_unknown: a write may have been applied)
     └── StageError(stage, job_id)
         ├── DecodeError
         │   ├── UnsupportedMediaError
@@ -40,6 +41,7 @@ __all__ = [
     "JobCorruptedError",
     "JobExistsError",
     "JobNotFoundError",
+    "JobTooLargeError",
     "LeaseLostError",
     "MediaTooLongError",
     "MissingDependencyError",
@@ -142,8 +144,36 @@ class JobCorruptedError(StoreError):
         super().__init__(msg)
 
 
+class JobTooLargeError(StoreError):
+    """A write would make a field, or the whole job, larger than the store allows.
+
+    Checked before anything is written: the job is unchanged. ``field`` names the field
+    that is too large, or is ``None`` when the job as a whole would pass ``limit``;
+    ``size`` and ``limit`` are bytes of the stored (JSON) form.
+    """
+
+    def __init__(self, job_id: str, field: str | None, size: int, limit: int) -> None:
+        self.job_id = job_id
+        self.field = field
+        self.size = size
+        self.limit = limit
+        what = f"field {field!r}" if field else "the job"
+        super().__init__(
+            f"job {job_id!r}: {what} would take {size:,} bytes; the store's limit is {limit:,}"
+        )
+
+
 class StoreUnavailableError(StoreError):
-    """The store's backend could not be reached or answered with a connection error."""
+    """The store's backend could not be reached or answered with a connection error.
+
+    ``outcome_unknown`` is true when a write was sent but its answer never came back:
+    it may or may not have been applied. Read the job back (``get``) before deciding
+    what to do; see "Store faults" in ``docs/index.md``.
+    """
+
+    def __init__(self, message: str, *, outcome_unknown: bool = False) -> None:
+        self.outcome_unknown = outcome_unknown
+        super().__init__(message)
 
 
 # --------------------------------------------------------------------------- stages

@@ -321,6 +321,10 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
     version: int = 0
     meta: dict[str, str] = {}
     checkpoint: Checkpoint | None = None
+    #: What transcribing this job has consumed so far, over every attempt, including
+    #: attempts that failed or were cancelled (every window a service answered is paid
+    #: for). ``result.usage`` is what the final transcript's windows used.
+    usage: Usage = Usage()
 
 
 class JobChanges(msgspec.Struct, frozen=True, kw_only=True):
@@ -339,6 +343,7 @@ class JobChanges(msgspec.Struct, frozen=True, kw_only=True):
     lease: Lease | msgspec.UnsetType | None = msgspec.UNSET
     meta: dict[str, str] | msgspec.UnsetType = msgspec.UNSET
     checkpoint: Checkpoint | msgspec.UnsetType | None = msgspec.UNSET
+    usage: Usage | msgspec.UnsetType = msgspec.UNSET
 
     def fields(self) -> tuple[str, ...]:
         """Names of the fields this change set, in record order."""
@@ -354,6 +359,9 @@ class EventKind(enum.StrEnum):
     CREATED = "created"
     UPDATED = "updated"
     TRANSITIONED = "transitioned"
+    #: ``add_windows``: ``changes.checkpoint`` holds the checkpoint's key and only the
+    #: windows this write added.
+    CHECKPOINTED = "checkpointed"
     DELETED = "deleted"
 
 
@@ -362,6 +370,13 @@ class JobEvent(msgspec.Struct, frozen=True, kw_only=True):
 
     ``cursor`` is opaque; pass it back to ``watch(cursor=...)`` to resume after this
     event. A ``SNAPSHOT`` event carries every field (the state when watching began).
+
+    ``resync`` is true on a ``SNAPSHOT`` that stands in for events the watcher can no
+    longer be given (it fell behind the history the store retains, or its cursor is
+    older than that history): the snapshot is the job's whole state at that point, and
+    the events after it follow as usual. ``omitted`` names fields this event wrote but
+    does not carry, because their values are larger than the store copies into events;
+    read them with ``get``.
     """
 
     cursor: str
@@ -370,10 +385,17 @@ class JobEvent(msgspec.Struct, frozen=True, kw_only=True):
     version: int
     status: JobStatus
     changes: JobChanges = JobChanges()
+    resync: bool = False
+    omitted: tuple[str, ...] = ()
 
 
 class JobPage(msgspec.Struct, frozen=True, kw_only=True):
-    """One page of ``JobStore.list``; ``cursor`` is ``None`` on the last page."""
+    """One page of ``JobStore.list``; ``cursor`` is ``None`` on the last page.
+
+    ``corrupt`` holds the ids of jobs on this page's stretch that could not be decoded
+    (``get`` raises ``JobCorruptedError`` for them); they are skipped, not returned.
+    """
 
     jobs: tuple[Job, ...]
     cursor: str | None = None
+    corrupt: tuple[str, ...] = ()

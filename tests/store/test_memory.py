@@ -15,8 +15,10 @@ pytestmark = pytest.mark.anyio
 
 class TestMemoryJobStore(JobStoreConformance):
     @contextlib.asynccontextmanager
-    async def make_store(self, *, clock: Callable[[], float]) -> AsyncIterator[MemoryJobStore]:
-        async with MemoryJobStore(clock=clock, ttl=3600) as store:
+    async def make_store(
+        self, *, clock: Callable[[], float], **limits: int
+    ) -> AsyncIterator[MemoryJobStore]:
+        async with MemoryJobStore(clock=clock, ttl=3600, **limits) as store:
             yield store
 
     async def ttl_of(self, store: MemoryJobStore, job_id: str) -> float | None:

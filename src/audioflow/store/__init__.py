@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 from ..records import FINISHED_STATUSES, TERMINAL_STATUSES
 from .memory import MemoryJobStore
-from .protocol import LEGAL_TRANSITIONS, UPDATABLE_FIELDS, JobFields, JobStore
+from .protocol import (
+    LEGAL_TRANSITIONS,
+    UPDATABLE_FIELDS,
+    JobFields,
+    JobStore,
+    check_fields,
+    check_values,
+)
 
 if TYPE_CHECKING:
     from .redis import RedisJobStore
@@ -24,6 +31,8 @@ __all__ = [
     "JobStore",
     "MemoryJobStore",
     "RedisJobStore",
+    "check_fields",
+    "check_values",
 ]
 
 

@@ -20,26 +20,47 @@ the test says) which the store must use for lease expiry, so lease tests need no
 sleeping. Tests are ``anyio`` tests: define an ``anyio_backend`` fixture to choose the
 event loops (the default of anyio's plugin is asyncio only). Override ``ttl_of`` to also
 check TTL handling. Requires pytest (``pip install 'audioflow[test]'``).
+
+If ``make_store`` also accepts the keyword arguments ``max_events``,
+``max_field_bytes``, ``max_job_bytes`` and ``event_value_bytes`` (the built-in stores'
+constructor arguments of those names), the suite also checks history trimming and
+resyncs, size limits, and values left out of events; otherwise those tests are skipped.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
+import math
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import anyio
+import msgspec
 import pytest
 
 from ..errors import (
     InvalidTransitionError,
     JobExistsError,
     JobNotFoundError,
+    JobTooLargeError,
     LeaseLostError,
 )
-from ..records import EventKind, Job, JobError, JobEvent, JobResult, JobStatus, Progress
+from ..records import (
+    Checkpoint,
+    EventKind,
+    Job,
+    JobError,
+    JobEvent,
+    JobResult,
+    JobStatus,
+    Progress,
+    TranscriptSegment,
+    Usage,
+    WindowTranscript,
+)
 from ..store.protocol import LEGAL_TRANSITIONS, JobStore
 
 __all__ = ["FakeClock", "JobStoreConformance"]
@@ -80,6 +101,36 @@ async def _drive_to(store: JobStore, job_id: str, status: JobStatus) -> None:
         await store.transition(job_id, step)
 
 
+def _window(index: int, text: str = "hello") -> WindowTranscript:
+    segment = TranscriptSegment(start=0.0, end=1.0, text=text)
+    return WindowTranscript(
+        index=index, segments=(segment,), language="en", usage=Usage(audio_seconds=1.0)
+    )
+
+
+_LIMITS = ("max_events", "max_field_bytes", "max_job_bytes", "event_value_bytes")
+
+
+def _versions_are_whole(events: list[JobEvent], final: int) -> None:
+    """``events`` (a watch from a cursor) miss nothing silently and reach ``final``.
+
+    Every event follows the one before it (version + 1), unless it is a resync
+    snapshot, which stands for everything up to its version.
+    """
+    assert events, "the watch yielded nothing"
+    seen = 0
+    for event in events:
+        if event.kind is EventKind.SNAPSHOT:
+            assert event.resync or seen == 0, event
+            assert event.version >= seen, event
+        elif event.kind is EventKind.CREATED:
+            assert event.version == 1, event
+        else:
+            assert event.version == seen + 1, f"gap after version {seen}: {event}"
+        seen = event.version
+    assert seen == final
+
+
 class JobStoreConformance:
     """The JobStore contract (DESIGN §3). Subclass and implement :meth:`make_store`."""
 
@@ -98,6 +149,16 @@ class JobStoreConformance:
     @pytest.fixture
     def clock(self) -> FakeClock:
         return FakeClock()
+
+    @contextlib.asynccontextmanager
+    async def _limited(self, clock: FakeClock, **limits: int) -> AsyncIterator[JobStore]:
+        """A store built with the given limits, or a skip if ``make_store`` takes none."""
+        params = inspect.signature(self.make_store).parameters
+        takes_all = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        if not takes_all and not all(name in params for name in _LIMITS):
+            pytest.skip("make_store does not accept " + ", ".join(_LIMITS))
+        async with self.make_store(clock=clock, **limits) as store:
+            yield store
 
     @pytest.fixture
     async def store(self, clock: FakeClock) -> AsyncIterator[JobStore]:
@@ -507,6 +568,283 @@ class JobStoreConformance:
     async def test_watch_missing_job_yields_nothing(self, store: JobStore) -> None:
         with anyio.fail_after(10):
             assert [e async for e in store.watch(_new_id())] == []
+
+    # ------------------------------------------------------------------ checkpoints
+
+    async def test_add_windows_merges_by_index_and_bumps_version(self, store: JobStore) -> None:
+        job = await self._job(store)
+        assert await store.add_windows(job.id, [_window(1), _window(0)], key="k1") == 2
+        assert await store.add_windows(job.id, [_window(2), _window(1, "again")], key="k1") == 3
+        got = await store.get(job.id)
+        assert got is not None and got.checkpoint is not None
+        assert got.checkpoint.key == "k1"
+        assert [w.index for w in got.checkpoint.windows] == [0, 1, 2]
+        assert got.checkpoint.windows[1] == _window(1, "again")
+        assert got.version == 3
+
+    async def test_add_windows_with_another_key_replaces_the_checkpoint(
+        self, store: JobStore
+    ) -> None:
+        job = await self._job(store)
+        await store.add_windows(job.id, [_window(0), _window(1)], key="old")
+        await store.add_windows(job.id, [_window(5)], key="new")
+        got = await store.get(job.id)
+        assert got is not None
+        assert got.checkpoint == Checkpoint(key="new", windows=(_window(5),))
+
+    async def test_add_windows_event_carries_only_the_added_windows(self, store: JobStore) -> None:
+        job = await self._job(store)
+        await store.add_windows(job.id, [_window(0)], key="k")
+        await store.add_windows(job.id, [_window(1)], key="k")
+        await _drive_to(store, job.id, S.CANCELLED)
+        with anyio.fail_after(10):
+            events = [e async for e in store.watch(job.id, cursor="0")]
+        kinds = [e.kind for e in events]
+        assert kinds == [EventKind.CREATED, EventKind.CHECKPOINTED, EventKind.CHECKPOINTED,
+                         EventKind.TRANSITIONED]  # fmt: skip
+        assert events[2].changes.checkpoint == Checkpoint(key="k", windows=(_window(1),))
+        assert events[2].version == 3
+
+    async def test_add_windows_is_fenced_like_update(
+        self, store: JobStore, clock: FakeClock
+    ) -> None:
+        with pytest.raises(JobNotFoundError):
+            await store.add_windows(_new_id(), [_window(0)], key="k")
+        job = await self._job(store)
+        claimed = await store.claim(job.id, owner="w", lease_seconds=10)
+        assert claimed.lease is not None
+        with pytest.raises(LeaseLostError):
+            await store.add_windows(job.id, [_window(0)], key="k", lease_token="stale")
+        await store.add_windows(job.id, [_window(0)], key="k", lease_token=claimed.lease.token)
+        await store.transition(job.id, S.COMPLETED, lease_token=claimed.lease.token)
+        with pytest.raises(InvalidTransitionError):
+            await store.add_windows(job.id, [_window(1)], key="k")
+        got = await store.get(job.id)
+        assert got is not None and got.checkpoint is not None
+        assert [w.index for w in got.checkpoint.windows] == [0]
+
+    async def test_whole_checkpoint_writes_replace_the_windows(self, store: JobStore) -> None:
+        job = await self._job(store)
+        await store.add_windows(job.id, [_window(0), _window(1)], key="k")
+        await store.update(job.id, checkpoint=Checkpoint(key="k", windows=(_window(7),)))
+        got = await store.get(job.id)
+        assert got is not None
+        assert got.checkpoint == Checkpoint(key="k", windows=(_window(7),))
+        await store.update(job.id, checkpoint=None)
+        got = await store.get(job.id)
+        assert got is not None and got.checkpoint is None
+        await store.add_windows(job.id, [_window(3)], key="k")
+        got = await store.get(job.id)
+        assert got is not None
+        assert got.checkpoint == Checkpoint(key="k", windows=(_window(3),))
+
+    async def test_usage_round_trips(self, store: JobStore) -> None:
+        job = await self._job(store)
+        usage = Usage(audio_seconds=12.5, billed_seconds=12.0, cost=0.01, requests=3)
+        await store.update(job.id, usage=usage)
+        got = await store.get(job.id)
+        assert got is not None and got.usage == usage
+
+    # ------------------------------------------------------------------ validation
+
+    @pytest.mark.parametrize(
+        ("fields", "error"),
+        [
+            ({"progress": Progress(fraction=7.5)}, ValueError),
+            ({"progress": Progress(fraction=-0.1)}, ValueError),
+            ({"progress": Progress(fraction=math.nan)}, ValueError),
+            ({"attempts": -5}, ValueError),
+            ({"started_at": datetime(2030, 1, 1)}, ValueError),
+            ({"progress": Progress(updated_at=datetime(2030, 1, 1))}, ValueError),
+            ({"source": b"x"}, TypeError),
+            ({"meta": {"a": 1}}, TypeError),
+            ({"attempts": True}, TypeError),
+        ],
+        ids=lambda v: type(v).__name__ if isinstance(v, type) else "-".join(v),
+    )
+    async def test_update_refuses_bad_values(
+        self, store: JobStore, fields: dict[str, Any], error: type[Exception]
+    ) -> None:
+        job = await self._job(store)
+        with pytest.raises(error):
+            await store.update(job.id, **fields)
+        assert await store.get(job.id) == job
+
+    async def test_create_refuses_bad_values(self, store: JobStore) -> None:
+        job_id = _new_id()
+        with pytest.raises(TypeError):
+            await store.create(Job(id=job_id, source=b"x"))  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="naive"):
+            await store.create(Job(id=job_id, created_at=datetime(2030, 1, 1)))
+        with pytest.raises(ValueError, match="attempts"):
+            await store.create(Job(id=job_id, attempts=-1))
+        assert await store.get(job_id) is None
+
+    @pytest.mark.parametrize("seconds", [0, -1, math.inf, math.nan, 1e12])
+    async def test_unusable_lease_lengths_are_refused(
+        self, store: JobStore, seconds: float
+    ) -> None:
+        job = await self._job(store)
+        with pytest.raises(ValueError, match="lease_seconds"):
+            await store.claim(job.id, owner="w", lease_seconds=seconds)
+        got = await store.get(job.id)
+        assert got is not None and got.status is S.QUEUED and got.attempts == 0
+
+    # ------------------------------------------------------------------ boundaries
+
+    async def test_lease_expires_exactly_at_expires_at(
+        self, store: JobStore, clock: FakeClock
+    ) -> None:
+        job = await self._job(store)
+        claimed = await store.claim(job.id, owner="w", lease_seconds=10)
+        assert claimed.lease is not None
+        clock.advance(10)  # now == expires_at: expired
+        with pytest.raises(LeaseLostError):
+            await store.update(job.id, lease_token=claimed.lease.token, meta={"x": "y"})
+        with pytest.raises(LeaseLostError):
+            await store.renew(job.id, lease_token=claimed.lease.token, lease_seconds=10)
+        requeued = await store.requeue_expired()
+        assert [j.id for j in requeued] == [job.id]
+
+    async def test_create_after_delete_starts_a_new_history(self, store: JobStore) -> None:
+        job = await self._job(store)
+        await store.update(job.id, meta={"old": "1"})
+        await store.delete(job.id)
+        await store.create(Job(id=job.id, source="new.wav"))
+        await store.transition(job.id, S.CANCELLED)
+        with anyio.fail_after(10):
+            events = [e async for e in store.watch(job.id, cursor="0")]
+        assert [e.kind for e in events] == [EventKind.CREATED, EventKind.TRANSITIONED]
+        assert events[0].changes.source == "new.wav"
+
+    async def test_list_breaks_creation_time_ties_by_id(
+        self, store: JobStore, clock: FakeClock
+    ) -> None:
+        created = datetime.fromtimestamp(clock(), UTC)
+        tag = uuid.uuid4().hex[:8]
+        for suffix in ("c", "a", "b"):
+            await store.create(Job(id=f"tie-{tag}-{suffix}", created_at=created))
+        seen, cursor = [], None
+        while True:
+            page = await store.list(limit=1, cursor=cursor)
+            seen += [j.id for j in page.jobs if j.id.startswith(f"tie-{tag}")]
+            if page.cursor is None:
+                break
+            cursor = page.cursor
+        assert seen == [f"tie-{tag}-a", f"tie-{tag}-b", f"tie-{tag}-c"]
+
+    # ------------------------------------------------------------------ watch edges
+
+    @pytest.mark.parametrize("status", [S.COMPLETED, S.FAILED, S.CANCELLED])
+    async def test_watch_of_a_finished_job_ends_at_once_for_any_cursor(
+        self, store: JobStore, status: JobStatus
+    ) -> None:
+        job = await self._job(store)
+        await store.update(job.id, meta={"a": "1"})
+        await _drive_to(store, job.id, status)
+        with anyio.fail_after(10):
+            history = [e async for e in store.watch(job.id, cursor="0")]
+            assert history[-1].status is status
+            for event in history:
+                rest = [e async for e in store.watch(job.id, cursor=event.cursor)]
+                assert rest == history[history.index(event) + 1 :]
+            snapshot = [e async for e in store.watch(job.id)]
+        assert [e.kind for e in snapshot] == [EventKind.SNAPSHOT]
+        assert [e async for e in store.watch(job.id, cursor=snapshot[0].cursor)] == []
+
+    @pytest.mark.parametrize("cursor", ["abc", "", "-1", "1.5", "0-x"])
+    async def test_watch_refuses_a_malformed_cursor(self, store: JobStore, cursor: str) -> None:
+        job = await self._job(store)
+        with anyio.fail_after(10), pytest.raises(ValueError, match="cursor"):
+            async for _ in store.watch(job.id, cursor=cursor):
+                pass
+
+    async def test_watch_from_the_start_of_a_trimmed_history_resyncs(
+        self, clock: FakeClock
+    ) -> None:
+        async with self._limited(clock, max_events=5) as store:
+            job = await self._job(store)
+            for i in range(300):
+                await store.update(job.id, progress=Progress(fraction=i / 300))
+            await store.transition(job.id, S.CANCELLED)
+            with anyio.fail_after(30):
+                events = [e async for e in store.watch(job.id, cursor="0")]
+        # 302 events cannot all be kept under max_events=5, however loosely it trims.
+        assert events[0].kind is EventKind.SNAPSHOT and events[0].resync
+        _versions_are_whole(events, final=302)
+        assert events[-1].status is S.CANCELLED
+
+    async def test_watcher_that_falls_behind_gets_a_resync_snapshot(
+        self, clock: FakeClock
+    ) -> None:
+        async with self._limited(clock, max_events=5) as store:
+            job = await self._job(store)
+            events: list[JobEvent] = []
+            first = anyio.Event()
+            written = anyio.Event()
+
+            async def watcher() -> None:
+                async for event in store.watch(job.id):
+                    events.append(event)
+                    if len(events) == 1:
+                        first.set()
+                        await written.wait()  # fall behind: every write lands meanwhile
+
+            with anyio.fail_after(30):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(watcher)
+                    await first.wait()
+                    for i in range(300):
+                        await store.update(job.id, meta={"i": str(i)})
+                    await store.transition(job.id, S.CANCELLED)
+                    written.set()
+        assert any(e.resync for e in events)
+        _versions_are_whole(events, final=302)
+        assert events[-1].status is S.CANCELLED
+        assert events[-1].changes.meta in ({"i": "299"}, msgspec.UNSET)
+
+    # ------------------------------------------------------------------ sizes
+
+    async def test_oversized_field_is_refused_before_writing(self, clock: FakeClock) -> None:
+        async with self._limited(clock, max_field_bytes=1000, max_job_bytes=100_000) as store:
+            job = await self._job(store)
+            with pytest.raises(JobTooLargeError) as info:
+                await store.update(job.id, meta={"big": "x" * 2000})
+            assert info.value.field == "meta" and info.value.limit == 1000
+            with pytest.raises(JobTooLargeError):
+                await store.add_windows(job.id, [_window(0, "x" * 2000)], key="k")
+            with pytest.raises(JobTooLargeError):
+                await store.create(Job(id=_new_id(), meta={"big": "x" * 2000}))
+            assert await store.get(job.id) == job
+
+    async def test_job_over_its_total_limit_is_refused(self, clock: FakeClock) -> None:
+        async with self._limited(clock, max_field_bytes=10_000, max_job_bytes=20_000) as store:
+            job = await self._job(store)
+            for i in range(3):
+                await store.add_windows(job.id, [_window(i, "x" * 5000)], key="k")
+            before = await store.get(job.id)
+            with pytest.raises(JobTooLargeError) as info:
+                await store.update(job.id, meta={"big": "y" * 8000})
+            assert info.value.field is None and info.value.limit == 20_000
+            with pytest.raises(JobTooLargeError):
+                await store.add_windows(job.id, [_window(3, "x" * 8000)], key="k")
+            assert await store.get(job.id) == before
+            # Replacing a window by a same-sized one fits: the old one's bytes are freed.
+            await store.add_windows(job.id, [_window(0, "z" * 5000)], key="k")
+
+    async def test_large_values_are_named_not_copied_in_events(self, clock: FakeClock) -> None:
+        async with self._limited(clock, event_value_bytes=1000) as store:
+            job = await self._job(store)
+            await store.update(job.id, meta={"big": "x" * 5000}, progress=Progress(fraction=0.5))
+            await _drive_to(store, job.id, S.CANCELLED)
+            with anyio.fail_after(10):
+                events = [e async for e in store.watch(job.id, cursor="0")]
+            update = events[1]
+            assert update.omitted == ("meta",)
+            assert update.changes.meta is msgspec.UNSET
+            assert update.changes.progress == Progress(fraction=0.5)
+            got = await store.get(job.id)
+            assert got is not None and got.meta == {"big": "x" * 5000}
 
     # ------------------------------------------------------------------ TTL (optional)
 
