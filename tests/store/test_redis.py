@@ -35,8 +35,12 @@ class TestRedisJobStore(JobStoreConformance):
         self.key_prefix = key_prefix
 
     @contextlib.asynccontextmanager
-    async def make_store(self, *, clock: Callable[[], float]) -> AsyncIterator[RedisJobStore]:
-        async with RedisJobStore(self.redis_url, prefix=self.key_prefix, clock=clock) as store:
+    async def make_store(
+        self, *, clock: Callable[[], float], **limits: int
+    ) -> AsyncIterator[RedisJobStore]:
+        async with RedisJobStore(
+            self.redis_url, prefix=self.key_prefix, clock=clock, **limits
+        ) as store:
             yield store
 
     async def ttl_of(self, store: RedisJobStore, job_id: str) -> float | None:
@@ -53,10 +57,14 @@ class TestRedisJobStoreDecodedResponses(TestRedisJobStore):
     """The same suite through a caller-owned client with ``decode_responses=True``."""
 
     @contextlib.asynccontextmanager
-    async def make_store(self, *, clock: Callable[[], float]) -> AsyncIterator[RedisJobStore]:
+    async def make_store(
+        self, *, clock: Callable[[], float], **limits: int
+    ) -> AsyncIterator[RedisJobStore]:
         client = aioredis.Redis.from_url(self.redis_url, decode_responses=True)
         try:
-            async with RedisJobStore(client, prefix=self.key_prefix, clock=clock) as store:
+            async with RedisJobStore(
+                client, prefix=self.key_prefix, clock=clock, **limits
+            ) as store:
                 yield store
             assert await client.ping()  # a caller-owned client is left open
         finally:

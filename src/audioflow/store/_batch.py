@@ -19,6 +19,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 import redis.exceptions as redis_errors
+from redis.asyncio.cluster import RedisCluster
 
 __all__ = ["CommandBatcher"]
 
@@ -44,7 +45,10 @@ class CommandBatcher:
     """
 
     def __init__(
-        self, redis: aioredis.Redis, scripts: dict[str, str], max_batch: int = 256
+        self,
+        redis: aioredis.Redis | RedisCluster,
+        scripts: dict[str, str],
+        max_batch: int = 256,
     ) -> None:
         self._redis = redis
         self._scripts = scripts

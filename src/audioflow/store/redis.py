@@ -2,8 +2,10 @@
 
 Layout (prefix ``audioflow:`` by default)::
 
-    audioflow:{<id>}:job      hash: one msgspec-JSON value per record field, plus the
-                              private fields _lease_token and _lease_expires
+    audioflow:{<id>}:job      hash: one msgspec-JSON value per record field, one per
+                              checkpoint window (checkpoint:<index>), plus private
+                              fields: _lease_token, _lease_expires, _bytes (the size
+                              of the public fields) and _op:<client> (see below)
     audioflow:{<id>}:events   capped stream of change events (what ``watch`` reads)
     audioflow:index:all       sorted set of every job, ordered by creation (``list``)
     audioflow:index:leases    sorted set of leased jobs scored by lease expiry
@@ -13,11 +15,21 @@ so one Cluster slot): it checks, writes only the named fields, bumps ``version``
 the change event and refreshes the TTL in one round trip. The two index sets are kept
 beside: written before the job changes so no job is ever missing from them, checked
 against the job on every read, and pruned lazily.
+
+**Retries.** redis-py sends a command again when the connection drops before its reply
+arrives, although the server may already have run it. Every write therefore carries an
+operation id, ``<client>:<seq>``, with a sequence number that rises with each write of
+this store object; the script records the last one per client in the job
+(``_op:<client>``) and a write it has already seen reports its first outcome instead of
+running again. A write whose every attempt lost its reply raises
+``StoreUnavailableError`` with ``outcome_unknown=True``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
@@ -26,8 +38,10 @@ from typing import Any, NoReturn, Unpack
 
 from ..errors import (
     InvalidTransitionError,
+    JobCorruptedError,
     JobExistsError,
     JobNotFoundError,
+    JobTooLargeError,
     LeaseLostError,
     MissingDependencyError,
     StoreError,
@@ -35,28 +49,40 @@ from ..errors import (
 )
 from ..records import (
     FINISHED_STATUSES,
+    Checkpoint,
     EventKind,
     Job,
     JobEvent,
     JobPage,
     JobStatus,
     Lease,
+    WindowTranscript,
 )
 from ._batch import CommandBatcher
 from ._codec import (
     FIELDS,
+    WINDOW_PREFIX,
+    checkpoint_parts,
     decode_changes,
     decode_field,
     decode_job,
+    encode_checkpoint_key,
     encode_field,
     encode_json,
+    encode_window,
     text_of,
 )
 from ._rules import (
+    DEFAULT_EVENT_VALUE_BYTES,
+    DEFAULT_MAX_FIELD_BYTES,
+    DEFAULT_MAX_JOB_BYTES,
     DEFAULT_TTL,
     Clock,
     allowed_sources,
+    check_job_id,
     check_lease_seconds,
+    check_limits,
+    check_max_attempts,
     check_ttl,
     to_datetime,
     transition_fields,
@@ -67,6 +93,7 @@ from .protocol import JobFields, check_fields
 try:
     import redis.asyncio as aioredis
     import redis.exceptions as redis_errors
+    from redis.asyncio.cluster import RedisCluster
     from redis.asyncio.retry import Retry
     from redis.backoff import ExponentialBackoff
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
@@ -74,17 +101,35 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 __all__ = ["RedisJobStore"]
 
-_SCRIPTS = ("create", "update", "transition", "renew", "expire_lease", "snapshot", "delete")
+_SCRIPTS = (
+    "create",
+    "update",
+    "add_windows",
+    "transition",
+    "renew",
+    "expire_lease",
+    "snapshot",
+    "events",
+    "delete",
+)
 _WATCH_BLOCK_MS = 1000
-_LIST_SCAN_ROUNDS = 10
-_PRUNE_GRACE = 60.0  # seconds  # index batches one ``list`` call reads at most
+_WATCH_BATCH = 100
+_LIST_SCAN_ROUNDS = 10  # index batches one ``list`` call reads at most
+_PRUNE_GRACE = 60.0  # seconds
+_CURSOR = re.compile(r"\d+(-\d+)?")
+_READ_OP = "r:0"  # read-only scripts record nothing
 
 _UNAVAILABLE = (
     redis_errors.ConnectionError,
     redis_errors.TimeoutError,
     redis_errors.BusyLoadingError,
+    redis_errors.ClusterDownError,
+    redis_errors.TryAgainError,
     OSError,
 )
+
+#: A Redis client this store can work through.
+RedisClient = aioredis.Redis | RedisCluster
 
 
 def _load_script(name: str) -> str:
@@ -105,15 +150,24 @@ class RedisJobStore:
     """A JobStore on Redis, safe to share between processes and machines.
 
     Args:
-        redis: a ``redis.asyncio.Redis`` you own (``decode_responses`` either way; it is
-            not closed by ``aclose``), or a URL (``redis://``, ``rediss://``,
-            ``unix://``) for a client this store creates and closes.
+        redis: a ``redis.asyncio.Redis`` or ``redis.asyncio.RedisCluster`` you own
+            (``decode_responses`` either way; it is not closed by ``aclose``), or a URL
+            (``redis://``, ``rediss://``, ``unix://``) for a client this store creates
+            and closes.
+        cluster: with a URL, connect to a Redis Cluster through that node (the other
+            nodes are discovered).
         prefix: prepended to every key; give each application (and each test) its own.
-        ttl: seconds a job lives after its last write; ``None`` keeps jobs forever.
+        ttl: seconds a job lives after its last write (at least 1); ``None`` keeps jobs
+            forever.
         clock: epoch seconds for timestamps and lease expiry. Workers on several machines
             compare lease expiry against their own clocks: keep them NTP-synced and
             leases much longer than the skew.
         max_events: approximate cap of each job's change stream.
+        max_field_bytes: largest value of one field (or one checkpoint window), in bytes
+            of JSON; larger writes raise ``JobTooLargeError``.
+        max_job_bytes: largest whole job, in bytes of JSON (checked inside the write).
+        event_value_bytes: values larger than this are not copied into the change
+            stream (the event names them in ``omitted``).
 
     Raises:
         StoreUnavailableError: from any method, when Redis cannot be reached.
@@ -126,30 +180,43 @@ class RedisJobStore:
 
     def __init__(
         self,
-        redis: aioredis.Redis | str,
+        redis: RedisClient | str,
         *,
+        cluster: bool = False,
         prefix: str = "audioflow:",
         ttl: float | None = DEFAULT_TTL,
         clock: Clock = time.time,
         max_events: int = 1000,
+        max_field_bytes: int = DEFAULT_MAX_FIELD_BYTES,
+        max_job_bytes: int = DEFAULT_MAX_JOB_BYTES,
+        event_value_bytes: int = DEFAULT_EVENT_VALUE_BYTES,
     ) -> None:
+        self.ttl = check_ttl(ttl)
+        check_limits(max_field_bytes, max_job_bytes, event_value_bytes)
+        if not (isinstance(max_events, int) and max_events >= 1):
+            raise ValueError(f"max_events must be an int >= 1, not {max_events!r}")
+        self._redis: RedisClient
         if isinstance(redis, str):
             # Fail fast when the server is down: one quick retry, not redis-py's default
             # of three with up to ten seconds of backoff.
-            self._redis = aioredis.Redis.from_url(
-                redis,
-                socket_connect_timeout=5,
-                retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), retries=1),
-            )
+            retry = Retry(ExponentialBackoff(cap=0.2, base=0.05), retries=1)
+            if cluster:
+                self._redis = RedisCluster.from_url(redis, socket_connect_timeout=5, retry=retry)
+            else:
+                self._redis = aioredis.Redis.from_url(redis, socket_connect_timeout=5, retry=retry)
             self._owns_client = True
         else:
             self._redis = redis
             self._owns_client = False
         self.prefix = prefix
-        self.ttl = check_ttl(ttl)
         self._ttl_arg = "" if ttl is None else str(int(ttl * 1000))
         self._clock = clock
         self._max_events = str(max_events)
+        self.max_field_bytes = max_field_bytes
+        self.max_job_bytes = max_job_bytes
+        self.event_value_bytes = event_value_bytes
+        self._client_id = uuid.uuid4().hex[:16]
+        self._seq = itertools.count(1)
         sources = {name: _load_script(name) for name in _SCRIPTS}
         self._sha = {name: hashlib.sha1(src.encode()).hexdigest() for name, src in sources.items()}
         self._batch = CommandBatcher(
@@ -185,42 +252,71 @@ class RedisJobStore:
     def _keys(self, job_id: str) -> list[str]:
         return [self.job_key(job_id), self.events_key(job_id)]
 
-    def _head(self, now: float) -> list[Any]:
-        return [repr(now), self._ttl_arg, self._max_events]
+    def _head(self, now: float, omit: Collection[str] = (), *, write: bool = True) -> list[Any]:
+        op = f"{self._client_id}:{next(self._seq)}" if write else _READ_OP
+        return [
+            repr(now),
+            self._ttl_arg,
+            self._max_events,
+            op,
+            str(self.max_job_bytes),
+            " ".join(omit),
+        ]
 
     def _script(self, name: str, job_id: str, args: Sequence[Any]) -> tuple[Any, ...]:
         return ("EVALSHA", self._sha[name], 2, *self._keys(job_id), *args)
 
-    async def _exec(self, *commands: Sequence[Any]) -> list[Any]:
+    async def _exec(self, *commands: Sequence[Any], write: bool = True) -> list[Any]:
         """Run commands back to back (sharing a round trip with concurrent calls)."""
         try:
             replies = await self._batch.execute(*commands)
         except _UNAVAILABLE as exc:
-            raise StoreUnavailableError(f"redis unavailable: {exc}") from exc
+            raise self._unavailable(exc, write) from exc
         for reply in replies:
             if isinstance(reply, _UNAVAILABLE):
-                raise StoreUnavailableError(f"redis unavailable: {reply}") from reply
+                raise self._unavailable(reply, write) from reply
             if isinstance(reply, Exception):
                 raise StoreError(f"redis rejected a store command: {reply}") from reply
         return replies
 
-    async def _run(self, name: str, job_id: str, args: Sequence[Any]) -> Any:
-        return (await self._exec(self._script(name, job_id, args)))[0]
-
     @staticmethod
-    def _encode(fields: Mapping[str, Any]) -> list[Any]:
-        out: list[Any] = []
+    def _unavailable(exc: BaseException, write: bool) -> StoreUnavailableError:
+        if not write:
+            return StoreUnavailableError(f"redis unavailable: {exc}")
+        return StoreUnavailableError(
+            f"redis unavailable: {exc}; the outcome of this write is unknown (it may "
+            "have been applied): read the job back before acting on it",
+            outcome_unknown=True,
+        )
+
+    async def _run(self, name: str, job_id: str, args: Sequence[Any], write: bool = True) -> Any:
+        return (await self._exec(self._script(name, job_id, args), write=write))[0]
+
+    def _encode(self, job_id: str, fields: Mapping[str, Any]) -> tuple[list[Any], list[str]]:
+        """Field/value pairs to store (a checkpoint as key plus windows), and the fields
+        too large to copy into the change event."""
+        pairs: list[Any] = []
+        omit: list[str] = []
         for name, value in fields.items():
-            out += [name, encode_field(name, value)]
-        return out
+            if name == "checkpoint":
+                parts = checkpoint_parts(value, job_id=job_id, limit=self.max_field_bytes)
+            else:
+                raw = encode_field(name, value, job_id=job_id, limit=self.max_field_bytes)
+                parts = [(name, raw)]
+            for part, raw in parts:
+                pairs += [part, raw]
+            if sum(len(raw) for _, raw in parts) > self.event_value_bytes:
+                omit.append(name)
+        return pairs, omit
 
-    @staticmethod
-    def _fail(job_id: str, reply: Sequence[Any], to: JobStatus | None = None) -> NoReturn:
+    def _fail(self, job_id: str, reply: Sequence[Any], to: JobStatus | None = None) -> NoReturn:
         code = text_of(reply[0])
         if code == "NOTFOUND":
             raise JobNotFoundError(job_id)
         if code == "LEASE":
             raise LeaseLostError(job_id, text_of(reply[1]))
+        if code == "TOOLARGE":
+            raise JobTooLargeError(job_id, None, int(reply[1]), self.max_job_bytes)
         current = decode_field(job_id, "status", reply[1])
         if code == "TERMINAL":
             raise InvalidTransitionError(job_id, current, None, "it is immutable")
@@ -231,30 +327,31 @@ class RedisJobStore:
     # ------------------------------------------------------------------ contract
 
     async def create(self, job: Job, *, replace: bool = False) -> Job:
-        if not job.id or "{" in job.id or "}" in job.id:
-            raise ValueError(f"job id must be non-empty and free of braces: {job.id!r}")
+        check_job_id(job.id)
+        if "{" in job.id or "}" in job.id:
+            raise ValueError(f"job id must be free of braces: {job.id!r}")
         values = {name: getattr(job, name) for name in FIELDS if name not in ("id", "version")}
-        lease_fields: list[Any] = []
+        pairs, omit = self._encode(job.id, values)
+        lease_token, lease_expires = "", ""
         if job.lease is not None and job.status is JobStatus.RUNNING:
-            lease_fields = [
-                "_lease_token",
-                job.lease.token,
-                "_lease_expires",
-                repr(job.lease.expires_at.timestamp()),
-            ]
-        args = [*self._head(self._clock()), "1" if replace else "0"]
-        args += self._encode(values) + lease_fields
+            lease_token = job.lease.token
+            lease_expires = repr(job.lease.expires_at.timestamp())
+        args = [*self._head(self._clock(), omit), "1" if replace else "0"]
+        args += [lease_token, lease_expires, *pairs]
         # The index entry goes first, so a job is never missing from it.
         _, reply = await self._exec(
             ("ZADD", self._index_all, 0, order_key(job)),
             self._script("create", job.id, args),
         )
-        if text_of(reply[0]) == "EXISTS":
+        code = text_of(reply[0])
+        if code == "EXISTS":
             raise JobExistsError(job.id)
-        return Job(**{**values, "id": job.id, "version": 1})
+        if code == "TOOLARGE":
+            self._fail(job.id, reply)
+        return decode_job(job.id, {**_pairs_to_dict(pairs), "version": b"1"})
 
     async def get(self, job_id: str) -> Job | None:
-        (raw,) = await self._exec(("HGETALL", self.job_key(job_id)))
+        (raw,) = await self._exec(("HGETALL", self.job_key(job_id)), write=False)
         return decode_job(job_id, raw) if raw else None
 
     async def update(
@@ -263,8 +360,31 @@ class RedisJobStore:
         check_fields(fields)
         if not fields:
             raise TypeError("update() needs at least one field to write")
-        args = [*self._head(self._clock()), lease_token or "", *self._encode(fields)]
+        pairs, omit = self._encode(job_id, fields)
+        args = [*self._head(self._clock(), omit), lease_token or "", *pairs]
         reply = await self._run("update", job_id, args)
+        if text_of(reply[0]) != "OK":
+            self._fail(job_id, reply)
+        return int(reply[1])
+
+    async def add_windows(
+        self,
+        job_id: str,
+        windows: Sequence[WindowTranscript],
+        *,
+        key: str,
+        lease_token: str | None = None,
+    ) -> int:
+        key_field = encode_checkpoint_key(key)
+        pairs: list[Any] = []
+        for window in windows:
+            raw = encode_window(window, job_id=job_id, limit=self.max_field_bytes)
+            pairs += [f"{WINDOW_PREFIX}{window.index}", raw]
+        event = encode_json(Checkpoint(key=key, windows=tuple(windows)))
+        omit = ["checkpoint"] if len(event) > self.event_value_bytes else []
+        args = [*self._head(self._clock(), omit), lease_token or "", key_field]
+        args += [b"" if omit else event, *pairs]
+        reply = await self._run("add_windows", job_id, args)
         if text_of(reply[0]) != "OK":
             self._fail(job_id, reply)
         return int(reply[1])
@@ -298,8 +418,9 @@ class RedisJobStore:
         mode: str,
         lease: Lease | None = None,
     ) -> Job:
+        pairs, omit = self._encode(job_id, values)
         args = [
-            *self._head(now),
+            *self._head(now, omit),
             _status_json(to),
             " ".join(_status_json(s) for s in sources),
             lease_token or "",
@@ -307,7 +428,7 @@ class RedisJobStore:
             lease.token if lease else "",
             repr(lease.expires_at.timestamp()) if lease else "",
             encode_field("lease", lease) if lease else "",
-            *self._encode(values),
+            *pairs,
         ]
         commands: list[Sequence[Any]] = [self._script("transition", job_id, args)]
         if lease is not None:
@@ -348,21 +469,27 @@ class RedisJobStore:
         reply = await self._run("renew", job_id, args)
         if text_of(reply[0]) != "OK":
             self._fail(job_id, reply)
-        await self._exec(("ZADD", self._index_leases, repr(expires), job_id))
         lease: Lease = decode_field(job_id, "lease", reply[1])
+        await self._exec(("ZADD", self._index_leases, repr(lease.expires_at.timestamp()), job_id))
         return lease
 
     async def requeue_expired(self, *, max_attempts: int = 3, limit: int = 100) -> list[Job]:
+        check_max_attempts(max_attempts, limit)
         now = self._clock()
         now_json = encode_json(to_datetime(now))
         (due,) = await self._exec(
-            ("ZRANGEBYSCORE", self._index_leases, "-inf", repr(now), "LIMIT", 0, limit)
+            ("ZRANGEBYSCORE", self._index_leases, "-inf", repr(now), "LIMIT", 0, limit),
+            write=False,
         )
         if not due:
             return []
         ids = [text_of(d) for d in due]
-        args = [*self._head(now), str(max_attempts), now_json]
-        replies = await self._exec(*(self._script("expire_lease", i, args) for i in ids))
+        replies = await self._exec(
+            *(
+                self._script("expire_lease", i, [*self._head(now), str(max_attempts), now_json])
+                for i in ids
+            )
+        )
         out: list[Job] = []
         gone: list[str] = []
         fix: list[Sequence[Any]] = []
@@ -387,9 +514,10 @@ class RedisJobStore:
     async def list(
         self, *, status: JobStatus | None = None, limit: int = 100, cursor: str | None = None
     ) -> JobPage:
-        if limit < 1:
+        if not (isinstance(limit, int) and limit >= 1):
             raise ValueError("limit must be at least 1")
         jobs: list[Job] = []
+        corrupt: list[str] = []
         start = "-" if cursor is None else f"({cursor}"
         try:
             for _ in range(_LIST_SCAN_ROUNDS):
@@ -398,14 +526,20 @@ class RedisJobStore:
                 )
                 members = [text_of(m) for m in found]
                 if not members:
-                    return JobPage(jobs=tuple(jobs))
+                    return JobPage(jobs=tuple(jobs), corrupt=tuple(corrupt))
                 async with self._redis.pipeline(transaction=False) as pipe:
                     for member in members:
                         pipe.hgetall(self.job_key(member.partition("|")[2]))
                     raws = await pipe.execute()
                 stale = []
                 for member, raw in zip(members, raws, strict=True):
-                    job = decode_job(member.partition("|")[2], raw) if raw else None
+                    job_id = member.partition("|")[2]
+                    try:
+                        job = decode_job(job_id, raw) if raw else None
+                    except JobCorruptedError:
+                        corrupt.append(job_id)  # reported, not allowed to block the page
+                        start = f"({member}"
+                        continue
                     if job is None or order_key(job) != member:
                         if self._prunable(member):
                             stale.append(member)  # expired, deleted or replaced
@@ -417,13 +551,17 @@ class RedisJobStore:
                 if stale:
                     await self._redis.zrem(self._index_all, *stale)
                 if len(jobs) > limit:
-                    return JobPage(jobs=tuple(jobs[:limit]), cursor=order_key(jobs[limit - 1]))
+                    return JobPage(
+                        jobs=tuple(jobs[:limit]),
+                        cursor=order_key(jobs[limit - 1]),
+                        corrupt=tuple(corrupt),
+                    )
                 if len(members) <= limit:
-                    return JobPage(jobs=tuple(jobs))
+                    return JobPage(jobs=tuple(jobs), corrupt=tuple(corrupt))
         except _UNAVAILABLE as exc:
             raise StoreUnavailableError(f"redis unavailable: {exc}") from exc
         # Scanned the bounded number of batches: hand back what we have and a cursor.
-        return JobPage(jobs=tuple(jobs), cursor=start[1:])
+        return JobPage(jobs=tuple(jobs), cursor=start[1:], corrupt=tuple(corrupt))
 
     def _prunable(self, member: str) -> bool:
         # A create or replace adds its index entry just before it writes the job: an
@@ -431,46 +569,67 @@ class RedisJobStore:
         created = int(member.partition("|")[0]) / 1_000_000
         return created < self._clock() - _PRUNE_GRACE
 
+    def _snapshot(self, job_id: str, raw: Any, cursor: Any, *, resync: bool) -> JobEvent:
+        fields = _pairs_to_dict(raw)
+        job = decode_job(job_id, fields)
+        return JobEvent(
+            cursor=text_of(cursor),
+            kind=EventKind.SNAPSHOT,
+            job_id=job_id,
+            version=job.version,
+            status=job.status,
+            changes=decode_changes(job_id, fields),
+            resync=resync,
+        )
+
     async def watch(self, job_id: str, *, cursor: str | None = None) -> AsyncIterator[JobEvent]:
+        if cursor is not None and not (isinstance(cursor, str) and _CURSOR.fullmatch(cursor)):
+            raise ValueError(f"not a watch cursor of this store: {cursor!r}")
+        head = self._head(self._clock(), write=False)
+        known = ""  # the version of the event at the cursor, once this watch knows it
         if cursor is None:
-            raw, after = await self._run("snapshot", job_id, self._head(self._clock()))
+            raw, after = await self._run("snapshot", job_id, head, write=False)
             if not raw:
                 return
-            job = decode_job(job_id, _pairs_to_dict(raw))
-            after = text_of(after)
-            yield JobEvent(
-                cursor=after,
-                kind=EventKind.SNAPSHOT,
-                job_id=job_id,
-                version=job.version,
-                status=job.status,
-                changes=decode_changes(job_id, _pairs_to_dict(raw)),
-            )
-            if job.status in FINISHED_STATUSES:
+            snapshot = self._snapshot(job_id, raw, after, resync=False)
+            yield snapshot
+            if snapshot.status in FINISHED_STATUSES:
                 return
-        else:
-            after = cursor
+            cursor = snapshot.cursor
+            known = str(snapshot.version)
         stream = self.events_key(job_id)
         while True:
-            try:
-                reply: Any = await self._redis.xread(
-                    {stream: after}, count=100, block=_WATCH_BLOCK_MS
-                )
-                if not reply:
-                    if not await self._redis.exists(self.job_key(job_id), stream):
-                        return  # expired: no event will ever come
-                    continue
-            except _UNAVAILABLE as exc:
-                raise StoreUnavailableError(f"redis unavailable: {exc}") from exc
-            for entry_id, entry in reply[0][1]:
-                after = text_of(entry_id)
-                event = self._event(job_id, after, entry)
+            reply = await self._run(
+                "events", job_id, [*head, cursor, known, str(_WATCH_BATCH)], write=False
+            )
+            if text_of(reply[0]) == "RESYNC":
+                snapshot = self._snapshot(job_id, reply[1], reply[2], resync=True)
+                yield snapshot
+                if snapshot.status in FINISHED_STATUSES:
+                    return
+                cursor, known = snapshot.cursor, str(snapshot.version)
+                continue
+            entries, status = reply[1], reply[2]
+            for entry_id, entry in entries:
+                cursor = text_of(entry_id)
+                event = self._event(job_id, cursor, _pairs_to_dict(entry))
+                known = str(event.version)
                 yield event
                 if event.kind is EventKind.DELETED or event.status in FINISHED_STATUSES:
                     return
+            if entries:
+                continue
+            if not status:
+                return  # deleted or expired: no event will ever come
+            if decode_field(job_id, "status", status) in FINISHED_STATUSES:
+                return  # finished, and nothing after the cursor
+            try:  # wait for the next event (read by the script above, in order)
+                await self._redis.xread({stream: cursor}, count=1, block=_WATCH_BLOCK_MS)
+            except _UNAVAILABLE as exc:
+                raise StoreUnavailableError(f"redis unavailable: {exc}") from exc
 
-    def _event(self, job_id: str, cursor: str, entry: Mapping[Any, Any]) -> JobEvent:
-        fields = {text_of(k): v for k, v in entry.items()}
+    def _event(self, job_id: str, cursor: str, fields: Mapping[str, Any]) -> JobEvent:
+        omitted = fields.get("_omitted")
         return JobEvent(
             cursor=cursor,
             kind=EventKind(text_of(fields["kind"])),
@@ -478,4 +637,5 @@ class RedisJobStore:
             version=int(fields["version"]),
             status=decode_field(job_id, "status", fields["status"]),
             changes=decode_changes(job_id, fields, skip=("kind",)),
+            omitted=tuple(text_of(omitted).split()) if omitted else (),
         )

@@ -1,16 +1,29 @@
 -- Shared prelude of every per-job script (prepended when the script is loaded).
 -- Every per-job script touches only its own job's keys, which share the hash tag
 -- {<id>}, so it runs unchanged on Redis Cluster.
---   KEYS[1] the job hash (one JSON value per record field, plus private "_" fields)
+--   KEYS[1] the job hash (one JSON value per record field, one per checkpoint window,
+--           plus private "_" fields)
 --   KEYS[2] the job's capped change stream
 --   ARGV[1] now, epoch seconds (the client's clock; leases compare against it)
 --   ARGV[2] TTL in milliseconds, or "" to keep the job forever
 --   ARGV[3] approximate cap of the change stream
+--   ARGV[4] operation id "<client>:<seq>": a client's writes carry rising seqs, so a
+--           write the client sends again (its reply was lost) is recognised, not redone
+--   ARGV[5] most bytes the job's public fields may hold together
+--   ARGV[6] fields (space-separated) whose values are too large to copy into the event
+-- Script-specific arguments start at ARGV[7].
 local job, events = KEYS[1], KEYS[2]
 local now = tonumber(ARGV[1])
 local ttl = ARGV[2]
 local maxlen = ARGV[3]
+local op_client, op_seq = string.match(ARGV[4], '^(.*):(%d+)$')
+op_seq = tonumber(op_seq)
+local op_field = '_op:' .. op_client
+local max_bytes = tonumber(ARGV[5])
+local omit = {}
+for name in string.gmatch(ARGV[6], '%S+') do omit[name] = true end
 local TERMINAL = { ['"completed"'] = true, ['"cancelled"'] = true }
+local WINDOW = 'checkpoint:'
 
 local function refresh()
   if ttl == '' then
@@ -22,10 +35,100 @@ local function refresh()
   end
 end
 
--- Append one change event: kind, version, status, then the written field/value pairs.
-local function emit(kind, version, status, pairs)
+-- The reply this client's operation got the first time, if it already ran: a retried
+-- write reports what happened instead of running again. "" when a later write of the
+-- same client already ran too (the exact reply is gone, the effect is not).
+local function replayed()
+  local rec = redis.call('HGET', job, op_field)
+  if not rec then return nil end
+  local seq, reply = string.match(rec, '^(%d+) ?(.*)$')
+  seq = tonumber(seq)
+  if seq == op_seq then return reply end
+  if seq > op_seq then return '' end
+  return nil
+end
+
+local function record(reply)
+  redis.call('HSET', job, op_field, op_seq .. ' ' .. reply)
+end
+
+local function is_window(name) return string.sub(name, 1, #WINDOW) == WINDOW end
+
+local function public(name)
+  return string.sub(name, 1, 1) ~= '_' and name ~= 'version'
+end
+
+-- Bytes the job's public fields hold (kept in _bytes; counted once for older jobs).
+local function size_now()
+  local b = redis.call('HGET', job, '_bytes')
+  if b then return tonumber(b) end
+  local total = 0
+  for _, name in ipairs(redis.call('HKEYS', job)) do
+    if public(name) then total = total + redis.call('HSTRLEN', job, name) end
+  end
+  return total
+end
+
+-- The stored window fields (only when a whole checkpoint replaces them).
+local function window_fields()
+  local out = {}
+  for _, name in ipairs(redis.call('HKEYS', job)) do
+    if is_window(name) then out[#out + 1] = name end
+  end
+  return out
+end
+
+-- Write field/value pairs (and delete `dels` first), keeping _bytes. Nothing is
+-- written when the job would pass max_bytes: returns the size it would have had.
+local function write(pairs, dels)
+  dels = dels or {}
+  local total = size_now()
+  local gone = {}
+  for _, name in ipairs(dels) do
+    total = total - redis.call('HSTRLEN', job, name)
+    gone[name] = true
+  end
+  for i = 1, #pairs, 2 do
+    local old = 0
+    if not gone[pairs[i]] then old = redis.call('HSTRLEN', job, pairs[i]) end
+    total = total + #pairs[i + 1] - old
+  end
+  if total > max_bytes then return total end
+  if #dels > 0 then redis.call('HDEL', job, unpack(dels)) end
+  if #pairs > 0 then redis.call('HSET', job, unpack(pairs)) end
+  redis.call('HSET', job, '_bytes', total)
+  return nil
+end
+
+-- The pairs a write of a whole checkpoint deletes first: every stored window.
+local function dels_for(pairs)
+  for i = 1, #pairs, 2 do
+    if pairs[i] == 'checkpoint' then return window_fields() end
+  end
+  return {}
+end
+
+-- Append one change event: kind, version, status, then the written field/value pairs
+-- (values too large to copy are named in "omitted" instead).
+local function emit(kind, version, status, pairs, extra)
   local entry = { 'kind', kind, 'version', version, 'status', status }
-  for i = 1, #pairs do entry[#entry + 1] = pairs[i] end
+  local omitted = {}
+  for i = 1, #pairs, 2 do
+    local name = pairs[i]
+    local base = name
+    if is_window(name) then base = 'checkpoint' end
+    if omit[base] then
+      if name == base then omitted[#omitted + 1] = name end
+    else
+      entry[#entry + 1] = name
+      entry[#entry + 1] = pairs[i + 1]
+    end
+  end
+  if #omitted > 0 then
+    entry[#entry + 1] = '_omitted'
+    entry[#entry + 1] = table.concat(omitted, ' ')
+  end
+  for i = 1, #(extra or {}) do entry[#entry + 1] = extra[i] end
   redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*', unpack(entry))
 end
 

@@ -1,12 +1,25 @@
--- ARGV[4] "1" to replace an existing job; ARGV[5..] field/value pairs (all fields).
-if redis.call('EXISTS', job) == 1 then
-  if ARGV[4] ~= '1' then return { 'EXISTS' } end
+-- ARGV[7] "1" to replace an existing job; ARGV[8] lease token and ARGV[9] lease expiry
+-- (epoch s) of a job created running, else ""; ARGV[10..] field/value pairs (every
+-- field; the checkpoint as its key field plus one field per window).
+local exists = redis.call('EXISTS', job) == 1
+if exists then
+  if replayed() then return { 'OK' } end
+  if ARGV[7] ~= '1' then return { 'EXISTS' } end
+end
+local pairs = collect(10)
+local total = 0
+for i = 2, #pairs, 2 do total = total + #pairs[i] end
+if total > max_bytes then return { 'TOOLARGE', total } end
+if exists then
   redis.call('DEL', job)  -- replace: the history stays, so watchers see the new job
 else
   redis.call('DEL', events)  -- a new job (maybe a deleted one's id) starts a new history
 end
-local pairs = collect(5)
-redis.call('HSET', job, 'version', 1, unpack(pairs))
+redis.call('HSET', job, 'version', 1, '_bytes', total, unpack(pairs))
+if ARGV[8] ~= '' then
+  redis.call('HSET', job, '_lease_token', ARGV[8], '_lease_expires', ARGV[9])
+end
+record('')
 emit('created', 1, redis.call('HGET', job, 'status'), pairs)
 refresh()
 return { 'OK' }

@@ -1,14 +1,20 @@
--- ARGV[4] lease token or ""; ARGV[5..] field/value pairs.
+-- ARGV[7] lease token or ""; ARGV[8..] field/value pairs.
 local status = redis.call('HGET', job, 'status')
 if not status then return { 'NOTFOUND' } end
+local again = replayed()
+if again then
+  return { 'OK', tonumber(again) or tonumber(redis.call('HGET', job, 'version')) }
+end
 if TERMINAL[status] then return { 'TERMINAL', status } end
-if ARGV[4] ~= '' then
-  local problem = lease_problem(ARGV[4])
+if ARGV[7] ~= '' then
+  local problem = lease_problem(ARGV[7])
   if problem then return { 'LEASE', problem } end
 end
-local pairs = collect(5)
-redis.call('HSET', job, unpack(pairs))
+local pairs = collect(8)
+local too = write(pairs, dels_for(pairs))
+if too then return { 'TOOLARGE', too } end
 local version = redis.call('HINCRBY', job, 'version', 1)
+record(version)
 emit('updated', version, status, pairs)
 refresh()
 return { 'OK', version }
