@@ -72,8 +72,8 @@ class Instant:
     # so the run measures the pipeline's own cost, not a model's (or a test double's).
     name, max_window, max_batch = "instant", 30.0, 4
 
-    async def transcribe(self, windows, *, language=None):
-        return [
+    async def transcribe(self, windows, *, language=None, on_window=None):
+        out = [
             WindowTranscript(
                 index=w.index,
                 segments=(TranscriptSegment(start=0.0, end=w.duration, text="w",
@@ -83,6 +83,9 @@ class Instant:
             )
             for w in windows
         ]
+        for result in out if on_window is not None else ():
+            on_window(result)
+        return out
 
     async def aclose(self):
         pass

@@ -1,40 +1,33 @@
 """``Pipeline``: a source file in, a finished job (transcript, renderings) out.
 
 Decode → Quality → DetectSpeech → Transcribe run as one chain of stages over bounded
-streams; the transcript is then rendered. The job's whole life is kept in a
-:class:`~audioflow.JobStore`: ``queued → running → completed | failed | cancelled``,
-throttled progress, the result and the artifacts, a typed error on failure, and a
-checkpoint of every transcribed window so that running the same ``job_id`` again after
-an interruption transcribes only what is missing.
+streams; the transcript is then rendered. That is this module. The job around it (kept
+in a :class:`~audioflow.JobStore`, run under a lease, its progress and checkpoint
+written as it goes, its end recorded) is ``audioflow._jobrun``, and the two throttled
+writers are ``audioflow._writers``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
-import math
 import os
+import socket
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import anyio
-import msgspec
 
-from .errors import AudioflowError, InvalidTransitionError
+from ._jobrun import JobRun, admit, stored_result
+from ._writers import ProgressCallback
+from .errors import AudioflowError
 from .records import (
-    Checkpoint,
-    Job,
-    JobError,
     JobOptions,
     JobResult,
     JobStatus,
-    Progress,
     Transcript,
     TranscriptSegment,
-    WindowTranscript,
-    utcnow,
 )
 from .render import FORMATS as ALL_FORMATS
 from .render import CaptionRules, render
@@ -43,22 +36,14 @@ from .stages.decode import Decode
 from .stages.quality import Quality
 from .stages.transcribe import Transcribe
 from .stages.vad import DetectSpeech
+from .store._rules import check_lease_seconds
 from .store.memory import MemoryJobStore
-from .store.protocol import JobFields, JobStore
+from .store.protocol import JobStore
 from .transcribers.base import Transcriber
 
 __all__ = ["Pipeline", "ProgressCallback"]
 
-log = logging.getLogger("audioflow")
-
-#: Called with every progress update the pipeline writes (throttled).
-ProgressCallback = Callable[[Progress], None]
-
 Source = str | os.PathLike[str]
-
-# Share of the overall fraction each phase covers (decoding and transcription overlap;
-# the transcription position is what the user waits for).
-_DECODE_SHARE, _TRANSCRIBE_SHARE = 0.3, 0.65
 
 
 class Pipeline:
@@ -79,9 +64,16 @@ class Pipeline:
         concurrency: transcriber calls in flight per job.
         progress_interval: least seconds between two progress writes of one job.
         checkpoint_interval: least seconds between two checkpoint writes of one job
-            while it runs (``0``: one write per transcribed window). Every way out of a
-            run (done, failed, cancelled) writes the checkpoint once more, so only a
-            hard crash can lose windows: at most this many seconds' worth.
+            while it runs (``0``, the default: a write as soon as windows are done;
+            each write holds only the new windows). Every way out of a run that may
+            still write (done, failed, cancelled) saves the rest, so only a hard crash
+            can lose windows: those of the last ``checkpoint_interval`` seconds.
+        lease_seconds: length of the lease each run holds on its job, renewed every
+            third of it. A run that stops renewing (its process died) leaves the job
+            to be requeued once the lease expired (``JobStore.requeue_expired``, or
+            ``run`` of the same id).
+        owner: names this pipeline in the leases it takes (default: host, pid and a
+            random suffix).
         cpu_limiter: caps CPU-bound work across all jobs of this pipeline (default: one
             slot per core).
 
@@ -105,7 +97,9 @@ class Pipeline:
         max_bytes: int | None = None,
         concurrency: int = 2,
         progress_interval: float = 0.25,
-        checkpoint_interval: float = 1.0,
+        checkpoint_interval: float = 0.0,
+        lease_seconds: float = 60.0,
+        owner: str | None = None,
         cpu_limiter: anyio.CapacityLimiter | None = None,
     ) -> None:
         unknown = set(formats) - set(ALL_FORMATS)
@@ -124,6 +118,9 @@ class Pipeline:
         if checkpoint_interval < 0:
             raise ValueError("checkpoint_interval must not be negative")
         self.checkpoint_interval = checkpoint_interval
+        check_lease_seconds(lease_seconds)
+        self.lease_seconds = lease_seconds
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._cpu_limiter = cpu_limiter
 
     def __repr__(self) -> str:
@@ -171,66 +168,45 @@ class Pipeline:
     ) -> JobResult:
         """Run one job to its end and return its result.
 
-        A new ``job_id`` (or none: one is made) creates a job. An existing one is
-        resumed: a ``failed`` or ``cancelled`` job runs again, reusing the windows its
-        checkpoint holds; a ``queued`` job is run; a ``completed`` job's stored result is
-        returned without running anything.
+        A new ``job_id`` (or none: one is made) creates a job. An existing one is the
+        job of one source: running it with another ``source``, or with ``options``
+        other than its own, is refused (``ValueError``). It is resumed: a ``failed``
+        or ``cancelled`` job runs again, a ``running`` job whose lease expired (its
+        run died) is taken over, a ``queued`` job is run; each reuses the windows its
+        checkpoint holds. A ``completed`` job's stored result is returned without
+        running anything.
+
+        The run holds a lease on the job (see ``lease_seconds``), and every write it
+        makes carries the lease's token.
 
         Raises:
             DecodeError, TranscriptionError, RenderError: the job is left ``failed``
                 with the error recorded.
-            InvalidTransitionError: the job is ``running`` elsewhere.
-            StoreError: the store failed.
+            StoreError: the store failed during the run; the job is left ``failed``
+                with the error recorded when the store still takes that write (else it
+                stays ``running`` until its lease expires).
+            LeaseLostError: the run lost its lease (another run may own the job now);
+                it stopped and wrote nothing more.
+            InvalidTransitionError: the job is running elsewhere under a live lease.
+            ValueError: ``job_id`` names the job of another source or other options.
         Cancelling the calling task cancels the job (``cancelled``) and every stage.
         """
         job_id = job_id or uuid.uuid4().hex
-        options = options or JobOptions(formats=self.formats)
-        job = await self._admit(job_id, source, options)
-        if job.status is JobStatus.COMPLETED and job.result is not None:
-            return msgspec.structs.replace(job.result, artifacts=job.artifacts)
-        key = self._checkpoint_key(source)
-        checkpoint = job.checkpoint if job.checkpoint and job.checkpoint.key == key else None
-        job = await self.store.transition(
-            job_id, JobStatus.RUNNING, expect={JobStatus.QUEUED}, error=None, finished_at=None
+        new = JobOptions(formats=self.formats)  # for a new job; an existing one keeps its own
+        job = await admit(self.store, job_id, str(source), options, new=new)
+        if job.status is JobStatus.COMPLETED:
+            return stored_result(job)
+        run = await JobRun.claim(
+            self.store,
+            job_id,
+            owner=self.owner,
+            lease_seconds=self.lease_seconds,
+            key=self._checkpoint_key(source),
+            progress_interval=self.progress_interval,
+            checkpoint_interval=self.checkpoint_interval,
+            on_progress=on_progress,
         )
-        progress = _ProgressWriter(self.store, job_id, self.progress_interval, on_progress)
-        done = checkpoint.windows if checkpoint else ()
-        saver = _CheckpointSaver(self.store, job_id, key, done, self.checkpoint_interval)
-        failure: BaseException | None = None
-        try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(progress.run)
-                tg.start_soon(saver.run)
-                try:
-                    result = await self._execute(job, source, options, saver, progress)
-                except BaseException as exc:
-                    failure = exc  # the original, before a task group wraps it
-                    raise
-                finally:
-                    progress.close()
-                    saver.close()
-        except BaseException as exc:
-            cause = failure if failure is not None else exc
-            with anyio.CancelScope(shield=True):
-                await saver.flush_quietly()
-                await self._record_end(job_id, cause, progress.stage)
-            if cause is exc:
-                raise
-            raise cause from cause.__cause__
-        final = Progress(stage="render", fraction=1.0, message="done", updated_at=utcnow())
-        fields: JobFields = {
-            "result": msgspec.structs.replace(result, artifacts={}),
-            "artifacts": result.artifacts,
-            "progress": final,
-        }
-        if saver.unsaved:  # the last windows ride on the completing write
-            fields["checkpoint"] = saver.take_unsaved()
-        await self.store.transition(
-            job_id, JobStatus.COMPLETED, expect={JobStatus.RUNNING}, **fields
-        )
-        if on_progress is not None:
-            on_progress(final)
-        return result
+        return await run.execute(lambda: self._execute(run, source))
 
     async def run_many(
         self,
@@ -261,25 +237,13 @@ class Pipeline:
         async with anyio.create_task_group() as tg:
             for i, source in enumerate(sources):
                 tg.start_soon(one, i, source)
-        return [r for r in results if r is not None]
+        done: list[JobResult | AudioflowError] = []
+        for result in results:
+            assert result is not None  # every slot was filled, or run_many raised
+            done.append(result)
+        return done
 
     # ------------------------------------------------------------------ internals
-
-    async def _admit(self, job_id: str, source: Source, options: JobOptions) -> Job:
-        """The job to run: created, or an existing one put back in the queue."""
-        job = await self.store.get(job_id)
-        if job is None:
-            return await self.store.create(Job(id=job_id, source=str(source), options=options))
-        if job.status is JobStatus.FAILED:
-            return await self.store.transition(job_id, JobStatus.QUEUED, expect={JobStatus.FAILED})
-        if job.status is JobStatus.CANCELLED:
-            # Cancelled is final for that run; a new run of the same id starts a fresh
-            # job record that keeps only the checkpoint (what was already paid for).
-            fresh = Job(id=job_id, source=str(source), options=options, checkpoint=job.checkpoint)
-            return await self.store.create(fresh, replace=True)
-        if job.status is JobStatus.RUNNING:
-            raise InvalidTransitionError(job_id, job.status, JobStatus.RUNNING, "already running")
-        return job
 
     def _checkpoint_key(self, source: Source) -> str:
         try:
@@ -294,15 +258,11 @@ class Pipeline:
         )
         return hashlib.sha256(f"{identity}|{settings}".encode()).hexdigest()[:32]
 
-    async def _execute(
-        self,
-        job: Job,
-        source: Source,
-        options: JobOptions,
-        saver: _CheckpointSaver,
-        progress: _ProgressWriter,
-    ) -> JobResult:
-        ctx = StageContext(job_id=job.id, limiter=self.cpu_limiter, report=progress.report)
+    async def _execute(self, run: JobRun, source: Source) -> JobResult:
+        """The chain of stages and the rendering: the audio part of a run."""
+        options = run.job.options
+        progress = run.progress
+        ctx = StageContext(job_id=run.job.id, limiter=self.cpu_limiter, report=progress.report)
         decode = Decode(
             chunk_seconds=self.chunk_seconds,
             max_duration=options.max_duration or self.max_duration,
@@ -313,8 +273,8 @@ class Pipeline:
             self.transcriber,
             language=options.language,
             concurrency=self.concurrency,
-            done=dict(saver.windows),
-            on_window=saver.add,
+            done=dict(run.saver.windows),
+            on_window=run.saver.add,
         )
 
         async def position(segment: TranscriptSegment) -> TranscriptSegment:
@@ -350,164 +310,3 @@ class Pipeline:
             usage=transcribe.usage,
             artifacts=artifacts,
         )
-
-    async def _record_end(self, job_id: str, exc: BaseException, stage: str | None) -> None:
-        """Leave the job ``cancelled`` or ``failed`` with a readable error."""
-        try:
-            if isinstance(exc, anyio.get_cancelled_exc_class()):
-                await self.store.transition(job_id, JobStatus.CANCELLED)
-                return
-            error = JobError(
-                type=type(exc).__name__,
-                message=str(exc) or type(exc).__name__,
-                stage=getattr(exc, "stage", None) or stage,
-            )
-            await self.store.transition(job_id, JobStatus.FAILED, error=error)
-        except Exception:  # the store is down too: the caller still gets the original
-            log.exception("could not record the end of job %s", job_id)
-
-
-class _ThrottledWriter:
-    """One task that writes a job's state when it changed, at most once per ``interval``.
-
-    Subclasses keep the state, call :meth:`_changed` when it changes and implement
-    :meth:`_write`. :meth:`close` stops :meth:`run` at once, even mid-pause.
-    """
-
-    def __init__(self, store: JobStore, job_id: str, interval: float) -> None:
-        self.store = store
-        self.job_id = job_id
-        self.interval = interval
-        self._dirty = anyio.Event()
-        self._closed = anyio.Event()
-
-    def _changed(self) -> None:
-        self._dirty.set()
-
-    async def _write(self) -> None:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        self._closed.set()
-        self._dirty.set()
-
-    async def run(self) -> None:
-        while True:
-            await self._dirty.wait()
-            self._dirty = anyio.Event()
-            if self._closed.is_set():
-                return
-            await self._write()
-            with anyio.move_on_after(self.interval):
-                await self._closed.wait()
-
-
-class _CheckpointSaver(_ThrottledWriter):
-    """Keeps the finished windows of a job and writes them to its checkpoint.
-
-    The checkpoint is one record field holding every window so far, so each write costs
-    the size of all of them. Writing once per window would make a long job's writes
-    (and its change stream) grow with the square of its length; instead the task
-    writes whenever new windows arrived, at most once per ``interval``; the rest goes
-    out with the completing transition (:meth:`take_unsaved`) or, on failure or
-    cancellation, with :meth:`flush`.
-    """
-
-    def __init__(
-        self,
-        store: JobStore,
-        job_id: str,
-        key: str,
-        done: Iterable[WindowTranscript],
-        interval: float,
-    ) -> None:
-        super().__init__(store, job_id, interval)
-        self.key = key
-        self.windows = {w.index: w for w in done}
-        self._unsaved = False
-        self._lock = anyio.Lock()
-
-    async def add(self, window: WindowTranscript) -> None:
-        self.windows[window.index] = window
-        self._unsaved = True
-        self._changed()
-
-    async def _write(self) -> None:
-        await self.flush()
-
-    @property
-    def unsaved(self) -> bool:
-        """Whether windows arrived since the last write."""
-        return self._unsaved
-
-    def take_unsaved(self) -> Checkpoint:
-        """The checkpoint with every window, now counted as written by the caller."""
-        self._unsaved = False
-        return Checkpoint(
-            key=self.key, windows=tuple(self.windows[i] for i in sorted(self.windows))
-        )
-
-    async def flush(self) -> None:
-        """Write the windows not written yet (nothing if there are none)."""
-        async with self._lock:
-            if not self._unsaved:
-                return
-            checkpoint = self.take_unsaved()
-            try:
-                await self.store.update(self.job_id, checkpoint=checkpoint)
-            except BaseException:
-                self._unsaved = True  # cancelled or failed mid-write: still unsaved
-                raise
-
-    async def flush_quietly(self) -> None:
-        """:meth:`flush` on a failure path: a store error is logged, not raised (the
-        caller is about to report the original error)."""
-        try:
-            await self.flush()
-        except Exception:
-            log.exception("could not save the checkpoint of job %s", self.job_id)
-
-
-class _ProgressWriter(_ThrottledWriter):
-    """Keeps the latest progress and writes it to the store a few times a second at most.
-
-    Stages report from the event loop (synchronously); one task writes. The overall
-    fraction never goes backwards.
-    """
-
-    def __init__(
-        self,
-        store: JobStore,
-        job_id: str,
-        interval: float,
-        callback: ProgressCallback | None,
-    ) -> None:
-        super().__init__(store, job_id, interval)
-        self.callback = callback
-        self.stage: str | None = None
-        self.fraction = 0.0
-        self.message = ""
-        self._decode = 0.0
-        self._transcribe = 0.0
-
-    def report(self, stage: str, fraction: float, message: str) -> None:
-        if stage == "decode" and not math.isnan(fraction):
-            self._decode = max(self._decode, fraction)
-        elif stage == "transcribe" and not math.isnan(fraction):
-            self._transcribe = max(self._transcribe, fraction)
-        overall = _DECODE_SHARE * self._decode + _TRANSCRIBE_SHARE * self._transcribe
-        if stage == "render":
-            overall = _DECODE_SHARE + _TRANSCRIBE_SHARE
-        self.fraction = max(self.fraction, min(overall, 0.99))
-        if stage in ("decode", "vad", "transcribe", "render"):
-            self.stage = stage
-        self.message = message
-        self._changed()
-
-    async def _write(self) -> None:
-        progress = Progress(
-            stage=self.stage, fraction=self.fraction, message=self.message, updated_at=utcnow()
-        )
-        await self.store.update(self.job_id, progress=progress)
-        if self.callback is not None:
-            self.callback(progress)

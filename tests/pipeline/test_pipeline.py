@@ -22,7 +22,7 @@ from audioflow import (
     Transcript,
 )
 from audioflow.testing.transcribers import BurstTranscriber
-from audioflow.transcribers import AudioWindow, WindowTranscript
+from audioflow.transcribers import AudioWindow, WindowCallback, WindowTranscript
 
 pytestmark = pytest.mark.anyio
 
@@ -96,12 +96,16 @@ class _Gate(BurstTranscriber):
         self.reached = anyio.Event()
 
     async def transcribe(
-        self, windows: Sequence[AudioWindow], *, language: str | None = None
+        self,
+        windows: Sequence[AudioWindow],
+        *,
+        language: str | None = None,
+        on_window: WindowCallback | None = None,
     ) -> list[WindowTranscript]:
         if len(self.seen) >= self.allow:
             self.reached.set()
             await anyio.sleep_forever()
-        return await super().transcribe(windows, language=language)
+        return await super().transcribe(windows, language=language, on_window=on_window)
 
 
 def _own_threads() -> set[str]:

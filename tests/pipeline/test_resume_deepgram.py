@@ -16,7 +16,7 @@ import pytest
 
 from audioflow import JobStatus, JobStore, Pipeline, WindowTranscript
 from audioflow.testing import FakeDeepgramServer
-from audioflow.transcribers import AudioWindow
+from audioflow.transcribers import AudioWindow, WindowCallback
 from audioflow.transcribers.deepgram import DeepgramTranscriber
 
 pytestmark = pytest.mark.anyio
@@ -45,13 +45,17 @@ class _StopAfter:
         self.held = anyio.Event()
 
     async def transcribe(
-        self, windows: Sequence[AudioWindow], *, language: str | None = None
+        self,
+        windows: Sequence[AudioWindow],
+        *,
+        language: str | None = None,
+        on_window: WindowCallback | None = None,
     ) -> list[WindowTranscript]:
         if self.sent >= self.allow:
             self.held.set()
             await anyio.sleep_forever()
         self.sent += len(windows)
-        return await self.inner.transcribe(windows, language=language)
+        return await self.inner.transcribe(windows, language=language, on_window=on_window)
 
     async def aclose(self) -> None:
         await self.inner.aclose()

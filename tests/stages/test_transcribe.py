@@ -18,7 +18,7 @@ from audioflow.stages.base import run_stages
 from audioflow.stages.transcribe import Transcribe, WindowPacker
 from audioflow.stages.vad import DetectSpeech
 from audioflow.testing.transcribers import BurstTranscriber
-from audioflow.transcribers import AudioWindow, WindowTranscript
+from audioflow.transcribers import AudioWindow, WindowCallback, WindowTranscript
 
 pytestmark = pytest.mark.anyio
 RATE = 16_000
@@ -83,10 +83,14 @@ class _Gated(BurstTranscriber):
         self.gate = anyio.Event()
 
     async def transcribe(
-        self, windows: Sequence[AudioWindow], *, language: str | None = None
+        self,
+        windows: Sequence[AudioWindow],
+        *,
+        language: str | None = None,
+        on_window: WindowCallback | None = None,
     ) -> list[WindowTranscript]:
         await self.gate.wait()
-        return await super().transcribe(windows, language=language)
+        return await super().transcribe(windows, language=language, on_window=on_window)
 
 
 async def test_words_land_on_the_original_timeline_across_packed_windows() -> None:
@@ -131,11 +135,15 @@ class _ReversedCalls(BurstTranscriber):
         self.window1_done = anyio.Event()
 
     async def transcribe(
-        self, windows: Sequence[AudioWindow], *, language: str | None = None
+        self,
+        windows: Sequence[AudioWindow],
+        *,
+        language: str | None = None,
+        on_window: WindowCallback | None = None,
     ) -> list[WindowTranscript]:
         if windows[0].index == 0:
             await self.window1_done.wait()
-        out = await super().transcribe(windows, language=language)
+        out = await super().transcribe(windows, language=language, on_window=on_window)
         if windows[0].index == 1:
             self.window1_done.set()
         return out
@@ -154,9 +162,7 @@ async def test_segments_come_out_in_window_order_whatever_finishes_first() -> No
 async def test_done_windows_are_not_transcribed_again() -> None:
     first = BurstTranscriber(max_window=5.0, max_batch=1)
     finished: list[WindowTranscript] = []
-
-    async def keep(result: WindowTranscript) -> None:
-        finished.append(result)
+    keep = finished.append
 
     full = await run_stages(segments_around_bursts(scene()), Transcribe(first, on_window=keep))
     assert sorted(r.index for r in finished) == list(range(len(finished)))
@@ -177,7 +183,11 @@ class _Failing(BurstTranscriber):
         self.exc = exc
 
     async def transcribe(
-        self, windows: Sequence[AudioWindow], *, language: str | None = None
+        self,
+        windows: Sequence[AudioWindow],
+        *,
+        language: str | None = None,
+        on_window: WindowCallback | None = None,
     ) -> list[WindowTranscript]:
         raise self.exc
 

@@ -14,7 +14,7 @@ or finished but not yet emitted, together.
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 
 import anyio
 import msgspec
@@ -26,13 +26,10 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from ..errors import AudioflowError, TranscriptionError
 from ..records import SpeechSegment, TranscriptSegment, Usage
 from ..timeline import TimelineMap
-from ..transcribers.base import AudioWindow, Transcriber, WindowTranscript
+from ..transcribers.base import AudioWindow, Transcriber, WindowCallback, WindowTranscript
 from .base import StageContext, _root_cause
 
 __all__ = ["PackedWindow", "Transcribe", "WindowPacker"]
-
-#: Called with each finished window (e.g. to checkpoint it in the job store).
-WindowCallback = Callable[[WindowTranscript], Awaitable[None]]
 
 
 class PackedWindow(msgspec.Struct, frozen=True, kw_only=True):
@@ -139,9 +136,9 @@ class Transcribe:
             not sent to the transcriber again.
         batch_wait: seconds a call waits for more windows to fill its batch (when the
             transcriber batches) before it goes out with what it has.
-        on_window: awaited with every newly transcribed window as soon as its call
-            returns (in any order; shielded from cancellation, so a checkpoint of a
-            window that was paid for is not lost).
+        on_window: called with every newly transcribed window as soon as the
+            transcriber reports it (in any order; also for the windows of a call that
+            then fails or is cancelled, so a checkpoint keeps every window paid for).
 
     After ``run``: ``usage`` sums the transcriber's usage, ``language`` is the first
     language it reported, ``windows`` counts the windows.
@@ -230,11 +227,6 @@ class Transcribe:
                                 break
                     for packed, result in zip(batch, await self._call(batch, ctx), strict=True):
                         results[packed.window.index] = (result, packed.timeline)
-                        if self.on_window is not None and packed.window.index not in self.done:
-                            # Shielded: a window paid for is recorded even if the job is
-                            # being cancelled right now.
-                            with anyio.CancelScope(shield=True):
-                                await self.on_window(result)
                     notify()
 
         async def emit() -> None:
@@ -267,9 +259,20 @@ class Transcribe:
     async def _call(self, batch: list[PackedWindow], ctx: StageContext) -> list[WindowTranscript]:
         todo = [p.window for p in batch if p.window.index not in self.done]
         fresh: dict[int, WindowTranscript] = {}
+        wanted = {w.index for w in todo}
+
+        def got(result: WindowTranscript) -> None:
+            # Each window reaches ``on_window`` once, as soon as the transcriber has it.
+            if result.index in wanted and result.index not in fresh:
+                fresh[result.index] = result
+                if self.on_window is not None:
+                    self.on_window(result)
+
         if todo:
             try:
-                out = await self.transcriber.transcribe(todo, language=self.language)
+                out = await self.transcriber.transcribe(
+                    todo, language=self.language, on_window=got
+                )
             except AudioflowError:
                 raise
             except Exception as exc:
@@ -281,5 +284,7 @@ class Transcribe:
                     f"{self.transcriber.name} returned {len(out)} results for {len(todo)} windows",
                     job_id=ctx.job_id,
                 )
-            fresh = {w.index: r for w, r in zip(todo, out, strict=True)}
+            for window, result in zip(todo, out, strict=True):
+                if window.index not in fresh:
+                    got(msgspec.structs.replace(result, index=window.index))
         return [self.done.get(p.window.index) or fresh[p.window.index] for p in batch]

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..records import TranscriptSegment, Usage, Word
-from ..transcribers.base import AudioWindow, WindowTranscript
+from ..transcribers.base import AudioWindow, WindowCallback, WindowTranscript
 
 __all__ = ["BurstTranscriber"]
 
@@ -46,12 +46,20 @@ class BurstTranscriber:
         return f"BurstTranscriber(max_window={self.max_window}, max_batch={self.max_batch})"
 
     async def transcribe(
-        self, windows: Sequence[AudioWindow], *, language: str | None = None
+        self,
+        windows: Sequence[AudioWindow],
+        *,
+        language: str | None = None,
+        on_window: WindowCallback | None = None,
     ) -> list[WindowTranscript]:
         """Name the bursts of every window (times relative to the window)."""
         self.calls += 1
         self.seen += [w.index for w in windows]
-        return [self._hear(w, language) for w in windows]
+        out = [self._hear(w, language) for w in windows]
+        if on_window is not None:
+            for result in out:
+                on_window(result)
+        return out
 
     async def aclose(self) -> None:
         """Nothing to release."""

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from .base import AudioWindow, Transcriber, WindowTranscript
+from .base import AudioWindow, Transcriber, WindowCallback, WindowTranscript
 
-__all__ = ["AudioWindow", "Transcriber", "WindowTranscript"]
+__all__ = ["AudioWindow", "Transcriber", "WindowCallback", "WindowTranscript"]

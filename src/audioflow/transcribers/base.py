@@ -9,7 +9,7 @@ its timeline map, so transcribers never see gaps or offsets.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 import msgspec
@@ -18,7 +18,10 @@ import numpy.typing as npt
 
 from ..records import WindowTranscript
 
-__all__ = ["AudioWindow", "Transcriber", "WindowTranscript"]
+__all__ = ["AudioWindow", "Transcriber", "WindowCallback", "WindowTranscript"]
+
+#: Called with each window's result as soon as the transcriber has it.
+WindowCallback = Callable[[WindowTranscript], None]
 
 
 class AudioWindow(msgspec.Struct, frozen=True, kw_only=True):
@@ -55,9 +58,21 @@ class Transcriber(Protocol):
     max_batch: int
 
     async def transcribe(
-        self, windows: Sequence[AudioWindow], *, language: str | None = None
+        self,
+        windows: Sequence[AudioWindow],
+        *,
+        language: str | None = None,
+        on_window: WindowCallback | None = None,
     ) -> list[WindowTranscript]:
         """Transcribe ``windows`` (at most ``max_batch``); one result per window, in order.
+
+        ``on_window``, when given, is called (synchronously, from the event loop) with
+        each window's result as soon as that window is done, and before the call
+        returns. A backend that answers windows one by one (a service billing each
+        request) calls it as each answer arrives, so that when another window of the
+        same call fails, or the call is cancelled, the windows already answered (and
+        paid for) are not lost. A backend that finishes every window at once calls it
+        for each just before returning.
 
         Raises:
             TranscriptionError: or a subclass (``TranscriberAuthError``,

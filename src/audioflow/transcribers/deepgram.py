@@ -23,7 +23,7 @@ import anyio.to_thread
 from ..errors import MissingDependencyError, TranscriptionError
 from ..records import Transcript, Usage
 from ._upload_audio import UploadEncoding, encode_upload
-from .base import AudioWindow, WindowTranscript
+from .base import AudioWindow, WindowCallback, WindowTranscript
 
 if TYPE_CHECKING:
     import httpx
@@ -214,13 +214,19 @@ class DeepgramTranscriber:
             await self._http.aclose()
 
     async def transcribe(
-        self, windows: Sequence[AudioWindow], *, language: str | None = None
+        self,
+        windows: Sequence[AudioWindow],
+        *,
+        language: str | None = None,
+        on_window: WindowCallback | None = None,
     ) -> list[WindowTranscript]:
         """Transcribe up to ``max_batch`` windows, ``concurrency`` at a time.
 
         Returns one :class:`WindowTranscript` per window, in order, times relative to
         the window's start, with ``Usage`` (``billed_seconds`` is the duration Deepgram
-        reported receiving; ``requests`` counts retries).
+        reported receiving; ``requests`` counts retries). ``on_window`` gets each
+        window's result as soon as Deepgram answered it, so the windows answered (and
+        billed) before another window of the call fails are not lost.
 
         Raises:
             TranscriberAuthError: 401/403 (not retried).
@@ -246,12 +252,16 @@ class DeepgramTranscriber:
         async def run(position: int, window: AudioWindow) -> None:
             async with limiter:
                 try:
-                    results[position] = await self._one(window, language or self.language)
+                    result = await self._one(window, language or self.language)
                 except Exception as exc:
                     # The first failure wins and stops the rest; raised below as itself,
                     # not wrapped in an ExceptionGroup.
                     failures.append(exc)
                     group.cancel_scope.cancel()
+                    return
+                results[position] = result
+                if on_window is not None:
+                    on_window(result)
 
         async with anyio.create_task_group() as group:
             for position, window in enumerate(windows):

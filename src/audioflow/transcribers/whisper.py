@@ -33,7 +33,7 @@ from ..errors import (
 )
 from ..records import TranscriptSegment, Usage, Word
 from ._whisper_model import resolve_model
-from .base import AudioWindow, WindowTranscript
+from .base import AudioWindow, WindowCallback, WindowTranscript
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
@@ -163,7 +163,11 @@ class WhisperTranscriber:
         await anyio.to_thread.run_sync(self._load, limiter=self._get_limiter())
 
     async def transcribe(
-        self, windows: Sequence[AudioWindow], *, language: str | None = None
+        self,
+        windows: Sequence[AudioWindow],
+        *,
+        language: str | None = None,
+        on_window: WindowCallback | None = None,
     ) -> list[WindowTranscript]:
         """Transcribe up to ``max_batch`` windows in one batch; one result per window.
 
@@ -171,6 +175,8 @@ class WhisperTranscriber:
             windows: 16 kHz mono float32 windows of at most ``max_window`` seconds.
             language: ISO code such as ``"en"``; ``None`` detects each window's language
                 from the encoder output the batch computes anyway (no extra pass).
+            on_window: called with each result once the batch is done (the windows of
+                a batch finish together).
 
         Returns:
             One :class:`WindowTranscript` per window, in order, with word times relative
@@ -195,13 +201,17 @@ class WhisperTranscriber:
         if not windows:
             return []
         try:
-            return await anyio.to_thread.run_sync(
+            out = await anyio.to_thread.run_sync(
                 self._transcribe_sync, list(windows), language, limiter=self._get_limiter()
             )
         except (AudioflowError, _UnsupportedLanguageError):
             raise
         except Exception as exc:  # CTranslate2/tokenizers errors have no common base
             raise TranscriptionError(f"faster-whisper failed: {exc}") from exc
+        if on_window is not None:
+            for result in out:
+                on_window(result)
+        return out
 
     async def aclose(self) -> None:
         """Drop the model this transcriber loaded (a model passed in is left alone)."""
