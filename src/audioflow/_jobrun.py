@@ -358,5 +358,7 @@ class JobRun:
                 await self.store.transition(
                     job_id, to, expect={JobStatus.RUNNING}, lease_token=self.token, **fields
                 )
+            except LeaseLostError as exc:
+                log.warning("job %s: %s; its end is not recorded by this run", job_id, exc)
             except Exception:
                 log.exception("job %s: could not record that it %s", job_id, to.value)

@@ -277,10 +277,10 @@ class MemoryJobStore:
             raise TypeError("update() needs at least one field to write")
         values = self._check(job_id, fields)
         entry = self._require(job_id)
+        if lease_token is not None:  # first: a stale token is the writer's real news
+            self._check_lease(entry, lease_token)
         if entry.job.status in TERMINAL_STATUSES:
             raise InvalidTransitionError(job_id, entry.job.status, None, "it is immutable")
-        if lease_token is not None:
-            self._check_lease(entry, lease_token)
         self._write(entry, EventKind.UPDATED, values)
         return entry.job.version
 
@@ -303,10 +303,10 @@ class MemoryJobStore:
         new_windows = added["checkpoint"][0].windows
         entry = self._require(job_id)
         job = entry.job
-        if job.status in TERMINAL_STATUSES:
-            raise InvalidTransitionError(job_id, job.status, None, "it is immutable")
         if lease_token is not None:
             self._check_lease(entry, lease_token)
+        if job.status in TERMINAL_STATUSES:
+            raise InvalidTransitionError(job_id, job.status, None, "it is immutable")
         kept: dict[int, WindowTranscript] = {}
         sizes = dict(entry.sizes)
         if job.checkpoint is not None and job.checkpoint.key == key:
@@ -358,12 +358,13 @@ class MemoryJobStore:
         extra: Mapping[str, Any] | None = None,
     ) -> Job:
         job = entry.job
-        if job.status not in sources:
-            raise InvalidTransitionError(job.id, job.status, to)
         if lease_token is not None:
             self._check_lease(entry, lease_token)
-        elif job.status is JobStatus.RUNNING and to is JobStatus.QUEUED and job.lease:
-            if job.lease.expires_at.timestamp() > self._clock():
+        if job.status not in sources:
+            raise InvalidTransitionError(job.id, job.status, to)
+        live = job.lease is not None and job.lease.expires_at.timestamp() > self._clock()
+        if lease_token is None and job.status is JobStatus.RUNNING and to is JobStatus.QUEUED:
+            if live:
                 raise InvalidTransitionError(
                     job.id, job.status, to, "another worker holds a live lease"
                 )

@@ -8,6 +8,8 @@
 * :class:`FakeDeepgramServer` — Deepgram's ``POST /v1/listen`` over real HTTP on
   loopback, with scripted :class:`Fault` s and :class:`RecordedRequest` s (needs no
   pytest, only PyAV).
+* :class:`FaultyStore` — wraps any JobStore and fails the calls you choose, before or
+  after they took effect.
 """
 
 from __future__ import annotations
@@ -17,8 +19,16 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .conformance import FakeClock, JobStoreConformance
     from .deepgram import FakeDeepgramServer, Fault, RecordedRequest
+    from .faults import FaultyStore
 
-__all__ = ["FakeClock", "FakeDeepgramServer", "Fault", "JobStoreConformance", "RecordedRequest"]
+__all__ = [
+    "FakeClock",
+    "FakeDeepgramServer",
+    "Fault",
+    "FaultyStore",
+    "JobStoreConformance",
+    "RecordedRequest",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -31,4 +41,8 @@ def __getattr__(name: str) -> Any:
         from . import deepgram
 
         return getattr(deepgram, name)
+    if name == "FaultyStore":
+        from .faults import FaultyStore
+
+        return FaultyStore
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

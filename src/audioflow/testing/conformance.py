@@ -623,6 +623,24 @@ class JobStoreConformance:
         assert got is not None and got.checkpoint is not None
         assert [w.index for w in got.checkpoint.windows] == [0]
 
+    async def test_a_token_that_no_longer_holds_the_job_loses_every_write(
+        self, store: JobStore
+    ) -> None:
+        # Once the job left ``running`` (finished, requeued, taken over), a writer that
+        # still carries the old token learns that it lost the lease, whatever the
+        # job's status: that is the news it must act on (stop, write nothing more).
+        job = await self._job(store)
+        claimed = await store.claim(job.id, owner="w", lease_seconds=10)
+        assert claimed.lease is not None
+        token = claimed.lease.token
+        await store.transition(job.id, S.COMPLETED, lease_token=token)
+        with pytest.raises(LeaseLostError):
+            await store.update(job.id, lease_token=token, meta={"late": "1"})
+        with pytest.raises(LeaseLostError):
+            await store.add_windows(job.id, [_window(0)], key="k", lease_token=token)
+        with pytest.raises(LeaseLostError):
+            await store.transition(job.id, S.FAILED, lease_token=token)
+
     async def test_whole_checkpoint_writes_replace_the_windows(self, store: JobStore) -> None:
         job = await self._job(store)
         await store.add_windows(job.id, [_window(0), _window(1)], key="k")

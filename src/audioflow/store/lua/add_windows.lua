@@ -7,11 +7,11 @@ local again = replayed()
 if again then
   return { 'OK', tonumber(again) or tonumber(redis.call('HGET', job, 'version')) }
 end
-if TERMINAL[status] then return { 'TERMINAL', status } end
-if ARGV[7] ~= '' then
+if ARGV[7] ~= '' then  -- first: a stale token is the writer's real news
   local problem = lease_problem(ARGV[7])
   if problem then return { 'LEASE', problem } end
 end
+if TERMINAL[status] then return { 'TERMINAL', status } end
 local pairs = collect(10)
 local dels = {}
 if redis.call('HGET', job, 'checkpoint') ~= ARGV[8] then

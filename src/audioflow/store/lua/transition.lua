@@ -12,15 +12,16 @@ if again then
   return { 'OK', prev, redis.call('HGETALL', job), tonumber(dropped) or 0 }
 end
 local to, mode = ARGV[7], ARGV[10]
+if ARGV[9] ~= '' then  -- first: a stale token is the writer's real news
+  local problem = lease_problem(ARGV[9])
+  if problem then return { 'LEASE', problem } end
+end
 local allowed = false
 for s in string.gmatch(ARGV[8], '%S+') do
   if s == status then allowed = true end
 end
 if not allowed then return { 'CONFLICT', status, '' } end
-if ARGV[9] ~= '' then
-  local problem = lease_problem(ARGV[9])
-  if problem then return { 'LEASE', problem } end
-elseif status == '"running"' and to == '"queued"' then
+if ARGV[9] == '' and status == '"running"' and to == '"queued"' then
   local expires = redis.call('HGET', job, '_lease_expires')
   if expires and tonumber(expires) > now then
     return { 'CONFLICT', status, 'another worker holds a live lease' }
