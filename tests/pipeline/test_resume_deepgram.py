@@ -14,8 +14,14 @@ from pathlib import Path
 import anyio
 import pytest
 
-from audioflow import JobStatus, JobStore, Pipeline, WindowTranscript
-from audioflow.testing import FakeDeepgramServer
+from audioflow import (
+    JobStatus,
+    JobStore,
+    Pipeline,
+    TranscriberUnavailableError,
+    WindowTranscript,
+)
+from audioflow.testing import FakeDeepgramServer, Fault
 from audioflow.transcribers import AudioWindow, WindowCallback
 from audioflow.transcribers.deepgram import DeepgramTranscriber
 
@@ -95,3 +101,64 @@ async def test_resumed_job_sends_only_missing_windows(
     assert [r.audio_seconds for r in again] == pytest.approx([r.audio_seconds for r in whole])
     assert resumed.artifacts == fresh.artifacts
     assert resumed.usage.billed_seconds == pytest.approx(sum(r.audio_seconds or 0 for r in whole))
+
+
+class _Calls(DeepgramTranscriber):
+    """Records how many windows each call carried."""
+
+    sizes: list[int]
+
+    async def transcribe(
+        self,
+        windows: Sequence[AudioWindow],
+        *,
+        language: str | None = None,
+        on_window: WindowCallback | None = None,
+    ) -> list[WindowTranscript]:
+        self.sizes = [*getattr(self, "sizes", []), len(windows)]
+        return await super().transcribe(windows, language=language, on_window=on_window)
+
+
+async def test_windows_answered_before_a_fault_in_their_batch_are_kept(
+    store: JobStore,
+    server: FakeDeepgramServer,
+    burst_file: tuple[Path, list[tuple[int, float, float]]],
+) -> None:
+    # Deepgram's default batch (8 windows a call), one request at a time so that the
+    # fault lands on a known window: the 4th answer of the first call is a 503.
+    path, _ = burst_file
+
+    def batched() -> _Calls:
+        return _Calls(KEY, base_url=server.url, max_window=2.0, concurrency=1, max_retries=0)
+
+    async with Pipeline(batched(), concurrency=1) as pipeline:
+        fresh = await pipeline.run(path)
+    whole = list(server.requests)
+    assert len(whole) >= 5
+    seen = len(whole)
+
+    server.push(Fault(), Fault(), Fault(), Fault.unavailable())
+    transcriber = batched()
+    async with Pipeline(transcriber, store=store, concurrency=1) as failing:
+        with pytest.raises(TranscriberUnavailableError):
+            await failing.run(path, job_id="dg-batch")
+    assert transcriber.sizes[0] >= 5  # the fault hit the 4th window of a batch
+    failed_run = server.requests[seen:]
+    assert [r.status for r in failed_run] == [200, 200, 200, 503]
+    job = await store.get("dg-batch")
+    assert job is not None and job.status is JobStatus.FAILED
+    assert job.checkpoint is not None
+    assert [w.index for w in job.checkpoint.windows] == [0, 1, 2]  # answered, so kept
+    billed = sum(r.audio_seconds or 0 for r in failed_run if r.status == 200)
+    assert job.usage.billed_seconds == pytest.approx(billed)  # and recorded as paid for
+
+    async with Pipeline(batched(), store=store, concurrency=1) as pipeline:
+        resumed = await pipeline.run(path, job_id="dg-batch")
+    again = server.requests[seen + len(failed_run) :]
+    # Only the windows never answered went out again: those after the third.
+    assert [r.audio_seconds for r in again] == pytest.approx([r.audio_seconds for r in whole[3:]])
+    assert resumed.artifacts == fresh.artifacts
+    job = await store.get("dg-batch")
+    assert job is not None and job.status is JobStatus.COMPLETED
+    total = sum(r.audio_seconds or 0 for r in whole)
+    assert job.usage.billed_seconds == pytest.approx(total)
