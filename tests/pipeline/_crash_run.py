@@ -12,6 +12,7 @@ job with ``requeue_expired`` and runs it to the end.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Sequence
 
 import anyio
@@ -50,9 +51,12 @@ async def main(role: str, url: str, prefix: str, job_id: str, path: str, log_key
             transcriber, store=store, concurrency=1, lease_seconds=LEASE_SECONDS, owner=role
         )
         if role == "second":
-            with anyio.fail_after(60):
-                while job_id not in [j.id for j in await store.requeue_expired()]:
-                    await anyio.sleep(0.05)  # the dead run's lease has not expired yet
+            job = await store.get(job_id)
+            assert job is not None and job.lease is not None
+            # The dead run's lease runs out at a known time: wait for it, then requeue.
+            await anyio.sleep(max(0.0, job.lease.expires_at.timestamp() - time.time()) + 0.05)
+            requeued = await store.requeue_expired()
+            assert [j.id for j in requeued] == [job_id], requeued
         await pipeline.run(path, job_id=job_id)
     await log.aclose()
     print("done", flush=True)

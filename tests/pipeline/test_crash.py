@@ -19,7 +19,7 @@ import anyio
 import pytest
 import redis.asyncio as aioredis
 
-from audioflow import EventKind, JobStatus, LeaseLostError, RedisJobStore
+from audioflow import EventKind, Job, JobStatus, LeaseLostError, RedisJobStore
 from redis_helpers import delete_prefix, redis_url
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -53,12 +53,13 @@ async def test_killed_run_is_requeued_and_finished_by_another_process(
     log = aioredis.Redis.from_url(redis_url())
     try:
         async with RedisJobStore(redis_url(), prefix=prefix) as store:
+            # The job exists before the first process starts, so the test can watch it
+            # from its first event.
+            await store.create(Job(id=job_id, source=str(path)))
             first = _spawn("first", prefix, job_id, path, log_key)
             try:
                 saved: set[int] = set()
                 with anyio.fail_after(60):
-                    while await store.get(job_id) is None:  # the child is starting
-                        await anyio.sleep(0.05)
                     async with aclosing(store.watch(job_id, cursor="0")) as events:
                         async for event in events:
                             checkpoint = event.changes.checkpoint
