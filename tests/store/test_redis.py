@@ -14,6 +14,7 @@ from audioflow import (
     JobCorruptedError,
     JobNotFoundError,
     JobStatus,
+    JobTooLargeError,
     Progress,
     RedisJobStore,
     StoreUnavailableError,
@@ -176,3 +177,68 @@ async def test_list_keeps_index_entry_of_create_in_flight(
     await redis_client.zadd(f"{key_prefix}index:all", {order_key(job): 0})
     assert (await store.list()).jobs == ()
     assert await redis_client.zcard(f"{key_prefix}index:all") == 1
+
+
+async def test_list_skips_and_names_a_corrupt_job(
+    store: RedisJobStore, redis_client: aioredis.Redis
+) -> None:
+    for name in ("c1", "c2", "c3"):
+        await store.create(Job(id=name))
+    await redis_client.hset(store.job_key("c2"), "meta", "{not json")
+    page = await store.list()
+    assert [j.id for j in page.jobs] == ["c1", "c3"]
+    assert page.corrupt == ("c2",)
+    with pytest.raises(JobCorruptedError):
+        await store.get("c2")
+    # One job a page: the corrupt one is named once, on the page whose stretch holds it.
+    seen, named, cursor = [], [], None
+    while True:
+        page = await store.list(limit=1, cursor=cursor)
+        seen += [j.id for j in page.jobs]
+        named += page.corrupt
+        if page.cursor is None:
+            break
+        cursor = page.cursor
+    assert seen == ["c1", "c3"] and named == ["c2"]
+
+
+@pytest.mark.parametrize("ttl", [0.0004, 0, -1, float("inf"), True])
+async def test_unusable_ttl_is_refused(redis_client: aioredis.Redis, ttl: float) -> None:
+    with pytest.raises(ValueError, match="ttl"):
+        RedisJobStore(redis_client, ttl=ttl)
+
+
+async def test_job_larger_than_its_limit_leaves_memory_alone(
+    redis_client: aioredis.Redis, key_prefix: str
+) -> None:
+    # Ten 10 MB meta writes grew Redis by 144 MB when events kept copies and nothing
+    # bounded a field: now the write is refused before it is sent, and values that are
+    # stored are not copied into the change stream.
+    store = RedisJobStore(redis_client, prefix=key_prefix, max_field_bytes=1_000_000)
+    await store.create(Job(id="big"))
+    with pytest.raises(JobTooLargeError):
+        await store.update("big", meta={"x": "y" * 10_000_000})
+    for i in range(10):
+        await store.update("big", meta={"x": str(i) * 900_000})
+    stream = await redis_client.memory_usage(store.events_key("big"))
+    assert stream is not None and stream < 100_000  # no megabyte copies in events
+    job_hash = await redis_client.memory_usage(store.job_key("big"))
+    assert job_hash is not None and job_hash < 2_000_000  # one copy of the value, not ten
+
+
+async def test_a_retry_that_meets_a_later_write_of_its_client_reports_outcome_unknown(
+    store: RedisJobStore,
+) -> None:
+    # The batcher keeps two writes of one store to one job out of one pipeline, so a
+    # retry never meets a later operation id of its own client. Should one ever do
+    # (here: the sequence is wound back by hand), the store says it cannot know.
+    import itertools
+
+    await store.create(Job(id="u"))
+    await store.update("u", meta={"a": "1"})
+    store._seq = itertools.count(1)
+    with pytest.raises(StoreUnavailableError, match="unknown") as info:
+        await store.update("u", meta={"a": "2"})
+    assert info.value.outcome_unknown
+    job = await store.get("u")
+    assert job is not None and job.meta == {"a": "1"} and job.version == 2

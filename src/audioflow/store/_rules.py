@@ -27,7 +27,9 @@ def to_datetime(ts: float) -> datetime:
 
 def check_ttl(ttl: float | None) -> float | None:
     """A job TTL: ``None`` (forever) or a finite number of seconds, at least one."""
-    if ttl is not None and not (isinstance(ttl, int | float) and 1.0 <= ttl < math.inf):
+    if ttl is not None and (
+        isinstance(ttl, bool) or not (isinstance(ttl, int | float) and 1.0 <= ttl < math.inf)
+    ):
         raise ValueError(f"ttl must be a finite number of seconds >= 1, or None; not {ttl!r}")
     return ttl
 

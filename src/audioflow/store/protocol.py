@@ -126,7 +126,9 @@ class JobStore(Protocol):
     * ``update`` writes only the named fields, atomically, bumps ``version`` and
       refreshes the TTL. ``JobNotFoundError`` if the job is missing (nothing is
       created); ``InvalidTransitionError`` if it is terminal; ``LeaseLostError`` if
-      ``lease_token`` is given and is not the current, live lease. Values are checked
+      ``lease_token`` is given and is not the current, live lease (checked first: a
+      writer whose token no longer holds the job learns that, whatever the job's
+      status, here and in ``add_windows`` and ``transition``). Values are checked
       before anything is written: ``TypeError`` for a value of the wrong type,
       ``ValueError`` for one out of range (a ``fraction`` outside 0..1, negative
       ``attempts``, a naive datetime), ``JobTooLargeError`` past the store's size limits.

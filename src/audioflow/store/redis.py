@@ -16,8 +16,14 @@ the change event and refreshes the TTL in one round trip. The two index sets are
 beside: written before the job changes so no job is ever missing from them, checked
 against the job on every read, and pruned lazily.
 
+**Redis Cluster** (``cluster=True`` with a URL, or a ``RedisCluster``): jobs spread over
+the slots by id, while each index set is one key, so it lives on one node. A call that
+writes an index and then a job (``create``, ``claim``) thus spans two nodes; the
+batcher still sends the job write only after the index write succeeded (``_batch``).
+
 **Retries.** redis-py sends a command again when the connection drops before its reply
-arrives, although the server may already have run it. Every write therefore carries an
+arrives, although the server may already have run it (its cluster client resends every
+command of a pipeline still without a reply). Every write therefore carries an
 operation id, ``<client>:<seq>``, with a sequence number that rises with each write of
 this store object; the script records the last one per client in the job
 (``_op:<client>``) and a write it has already seen reports its first outcome instead of
@@ -58,7 +64,7 @@ from ..records import (
     Lease,
     WindowTranscript,
 )
-from ._batch import CommandBatcher
+from ._batch import CLUSTER_UNAVAILABLE, CommandBatcher
 from ._codec import (
     FIELDS,
     WINDOW_PREFIX,
@@ -112,6 +118,10 @@ _SCRIPTS = (
     "events",
     "delete",
 )
+#: Scripts that write a job (they carry an operation id; see ``_batch``).
+_WRITE_SCRIPTS = (
+    "create", "update", "add_windows", "transition", "renew", "expire_lease", "delete",
+)  # fmt: skip
 _WATCH_BLOCK_MS = 1000
 _WATCH_BATCH = 100
 _LIST_SCAN_ROUNDS = 10  # index batches one ``list`` call reads at most
@@ -123,8 +133,8 @@ _UNAVAILABLE = (
     redis_errors.ConnectionError,
     redis_errors.TimeoutError,
     redis_errors.BusyLoadingError,
-    redis_errors.ClusterDownError,
     redis_errors.TryAgainError,
+    *CLUSTER_UNAVAILABLE,
     OSError,
 )
 
@@ -150,13 +160,17 @@ class RedisJobStore:
     """A JobStore on Redis, safe to share between processes and machines.
 
     Args:
-        redis: a ``redis.asyncio.Redis`` or ``redis.asyncio.RedisCluster`` you own
-            (``decode_responses`` either way; it is not closed by ``aclose``), or a URL
-            (``redis://``, ``rediss://``, ``unix://``) for a client this store creates
-            and closes.
-        cluster: with a URL, connect to a Redis Cluster through that node (the other
-            nodes are discovered).
+        redis: a ``redis.asyncio.Redis`` or ``redis.asyncio.cluster.RedisCluster``
+            you own (``decode_responses`` either way; it is not closed by ``aclose``),
+            or a URL (``redis://``, ``rediss://``, ``unix://``) for a client this store
+            creates and closes.
+        cluster: the URL names one node of a Redis Cluster (``redis://`` or
+            ``rediss://``, database 0): the store builds a ``RedisCluster``, which
+            discovers the other nodes. With a client of your own, pass a
+            ``RedisCluster`` instead.
         prefix: prepended to every key; give each application (and each test) its own.
+            On a cluster, keep braces out of it: a ``{tag}`` in the prefix would put
+            every job in one slot.
         ttl: seconds a job lives after its last write (at least 1); ``None`` keeps jobs
             forever.
         clock: epoch seconds for timestamps and lease expiry. Workers on several machines
@@ -170,12 +184,16 @@ class RedisJobStore:
             stream (the event names them in ``omitted``).
 
     Raises:
-        StoreUnavailableError: from any method, when Redis cannot be reached.
+        StoreUnavailableError: from any method, when Redis cannot be reached (on a
+            cluster also: no node reachable, or a slot no node serves).
+        TypeError: ``cluster=True`` with a ``redis.asyncio.Redis``.
 
     Example::
 
         async with RedisJobStore("redis://localhost:6379/0") as store:
             await store.create(Job(id="a", source="talk.mp3"))
+        async with RedisJobStore("redis://node-1:7000", cluster=True) as store:
+            ...
     """
 
     def __init__(
@@ -195,12 +213,16 @@ class RedisJobStore:
         check_limits(max_field_bytes, max_job_bytes, event_value_bytes)
         if not (isinstance(max_events, int) and max_events >= 1):
             raise ValueError(f"max_events must be an int >= 1, not {max_events!r}")
+        if cluster and not isinstance(redis, str | RedisCluster):
+            raise TypeError("cluster=True needs a URL or a RedisCluster, not a Redis client")
         self._redis: RedisClient
         if isinstance(redis, str):
             # Fail fast when the server is down: one quick retry, not redis-py's default
             # of three with up to ten seconds of backoff.
             retry = Retry(ExponentialBackoff(cap=0.2, base=0.05), retries=1)
             if cluster:
+                # redis-py's cluster client takes only the retry count from ``retry``
+                # (each retry rebuilds the slot map first).
                 self._redis = RedisCluster.from_url(redis, socket_connect_timeout=5, retry=retry)
             else:
                 self._redis = aioredis.Redis.from_url(redis, socket_connect_timeout=5, retry=retry)
@@ -219,8 +241,11 @@ class RedisJobStore:
         self._seq = itertools.count(1)
         sources = {name: _load_script(name) for name in _SCRIPTS}
         self._sha = {name: hashlib.sha1(src.encode()).hexdigest() for name, src in sources.items()}
+        writes = {self._sha[name] for name in _WRITE_SCRIPTS}
         self._batch = CommandBatcher(
-            self._redis, {self._sha[name]: src for name, src in sources.items()}
+            self._redis,
+            {self._sha[name]: src for name, src in sources.items()},
+            writes=lambda c: str(c[3]) if c[0] == "EVALSHA" and c[1] in writes else None,
         )
         self._index_all = f"{prefix}index:all"
         self._index_leases = f"{prefix}index:leases"
@@ -317,6 +342,13 @@ class RedisJobStore:
             raise LeaseLostError(job_id, text_of(reply[1]))
         if code == "TOOLARGE":
             raise JobTooLargeError(job_id, None, int(reply[1]), self.max_job_bytes)
+        if code == "UNKNOWN":
+            raise StoreUnavailableError(
+                f"job {job_id!r}: a write sent again after a lost reply found a later "
+                "write of this store applied; its own outcome is unknown: read the job "
+                "back before acting on it",
+                outcome_unknown=True,
+            )
         current = decode_field(job_id, "status", reply[1])
         if code == "TERMINAL":
             raise InvalidTransitionError(job_id, current, None, "it is immutable")
@@ -346,7 +378,7 @@ class RedisJobStore:
         code = text_of(reply[0])
         if code == "EXISTS":
             raise JobExistsError(job.id)
-        if code == "TOOLARGE":
+        if code != "OK":
             self._fail(job.id, reply)
         return decode_job(job.id, {**_pairs_to_dict(pairs), "version": b"1"})
 
@@ -498,6 +530,8 @@ class RedisJobStore:
             if code == "LIVE":  # renewed since: re-score to the real expiry
                 fix.append(("ZADD", self._index_leases, text_of(reply[1]), job_id))
                 continue
+            if code == "UNKNOWN":  # left in the index: the next sweep looks again
+                continue
             gone.append(job_id)
             if code == "OK":
                 out.append(decode_job(job_id, _pairs_to_dict(reply[2])))
@@ -517,7 +551,11 @@ class RedisJobStore:
         if not (isinstance(limit, int) and limit >= 1):
             raise ValueError("limit must be at least 1")
         jobs: list[Job] = []
-        corrupt: list[str] = []
+        corrupt: list[tuple[str, str]] = []  # (index entry, job id), in index order
+
+        def named(before: str | None = None) -> tuple[str, ...]:
+            return tuple(i for m, i in corrupt if before is None or m < before)
+
         start = "-" if cursor is None else f"({cursor}"
         try:
             for _ in range(_LIST_SCAN_ROUNDS):
@@ -526,7 +564,7 @@ class RedisJobStore:
                 )
                 members = [text_of(m) for m in found]
                 if not members:
-                    return JobPage(jobs=tuple(jobs), corrupt=tuple(corrupt))
+                    return JobPage(jobs=tuple(jobs), corrupt=named())
                 async with self._redis.pipeline(transaction=False) as pipe:
                     for member in members:
                         pipe.hgetall(self.job_key(member.partition("|")[2]))
@@ -537,7 +575,7 @@ class RedisJobStore:
                     try:
                         job = decode_job(job_id, raw) if raw else None
                     except JobCorruptedError:
-                        corrupt.append(job_id)  # reported, not allowed to block the page
+                        corrupt.append((member, job_id))  # named, not allowed to block
                         start = f"({member}"
                         continue
                     if job is None or order_key(job) != member:
@@ -551,17 +589,16 @@ class RedisJobStore:
                 if stale:
                     await self._redis.zrem(self._index_all, *stale)
                 if len(jobs) > limit:
-                    return JobPage(
-                        jobs=tuple(jobs[:limit]),
-                        cursor=order_key(jobs[limit - 1]),
-                        corrupt=tuple(corrupt),
-                    )
+                    # The page ends at its last job: a corrupt job past it belongs to
+                    # the next page's stretch, and is named there (once).
+                    end = order_key(jobs[limit - 1])
+                    return JobPage(jobs=tuple(jobs[:limit]), cursor=end, corrupt=named(end))
                 if len(members) <= limit:
-                    return JobPage(jobs=tuple(jobs), corrupt=tuple(corrupt))
+                    return JobPage(jobs=tuple(jobs), corrupt=named())
         except _UNAVAILABLE as exc:
             raise StoreUnavailableError(f"redis unavailable: {exc}") from exc
         # Scanned the bounded number of batches: hand back what we have and a cursor.
-        return JobPage(jobs=tuple(jobs), cursor=start[1:], corrupt=tuple(corrupt))
+        return JobPage(jobs=tuple(jobs), cursor=start[1:], corrupt=named())
 
     def _prunable(self, member: str) -> bool:
         # A create or replace adds its index entry just before it writes the job: an

@@ -36,15 +36,18 @@ local function refresh()
 end
 
 -- The reply this client's operation got the first time, if it already ran: a retried
--- write reports what happened instead of running again. "" when a later write of the
--- same client already ran too (the exact reply is gone, the effect is not).
+-- write reports what happened instead of running again. UNKNOWN when a later write of
+-- the same client is recorded: this one was processed before it, but whether it was
+-- applied or refused is gone (the client keeps two writes to one job out of one
+-- pipeline, so a retry should never meet this).
+local UNKNOWN = { 'UNKNOWN' }
 local function replayed()
   local rec = redis.call('HGET', job, op_field)
   if not rec then return nil end
   local seq, reply = string.match(rec, '^(%d+) ?(.*)$')
   seq = tonumber(seq)
   if seq == op_seq then return reply end
-  if seq > op_seq then return '' end
+  if seq > op_seq then return UNKNOWN end
   return nil
 end
 

@@ -3,7 +3,9 @@
 -- field; the checkpoint as its key field plus one field per window).
 local exists = redis.call('EXISTS', job) == 1
 if exists then
-  if replayed() then return { 'OK' } end
+  local again = replayed()
+  if again == UNKNOWN then return UNKNOWN end
+  if again then return { 'OK' } end
   if ARGV[7] ~= '1' then return { 'EXISTS' } end
 end
 local pairs = collect(10)

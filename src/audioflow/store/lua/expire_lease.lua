@@ -2,7 +2,9 @@
 -- ARGV[7] max attempts; ARGV[8] now (JSON datetime)
 local f = redis.call('HMGET', job, 'status', '_lease_expires', 'attempts')
 if not f[1] then return { 'GONE' } end
-if replayed() then return { 'OK', f[1], redis.call('HGETALL', job) } end
+local again = replayed()
+if again == UNKNOWN then return UNKNOWN end
+if again then return { 'OK', f[1], redis.call('HGETALL', job) } end
 if f[1] ~= '"running"' or not f[2] then return { 'GONE' } end
 if tonumber(f[2]) > now then return { 'LIVE', f[2] } end
 local attempts = tonumber(f[3]) or 0

@@ -1,6 +1,8 @@
 -- ARGV[7] lease token; ARGV[8] new expiry (epoch s); ARGV[9] new expiry (JSON datetime)
 if redis.call('EXISTS', job) == 0 then return { 'NOTFOUND' } end
-if replayed() then return { 'OK', redis.call('HGET', job, 'lease') } end
+local again = replayed()
+if again == UNKNOWN then return UNKNOWN end
+if again then return { 'OK', redis.call('HGET', job, 'lease') } end
 local problem = lease_problem(ARGV[7])
 if problem then return { 'LEASE', problem } end
 local lease = cjson.decode(redis.call('HGET', job, 'lease'))

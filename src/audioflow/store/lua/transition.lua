@@ -6,6 +6,7 @@
 local status = redis.call('HGET', job, 'status')
 if not status then return { 'NOTFOUND' } end
 local again = replayed()
+if again == UNKNOWN then return UNKNOWN end
 if again then
   local prev, dropped = string.match(again, '^(%S*) ?(%d*)$')
   if prev == nil or prev == '' then prev = status end

@@ -2,6 +2,7 @@
 local status = redis.call('HGET', job, 'status')
 if not status then return { 'NOTFOUND' } end
 local again = replayed()
+if again == UNKNOWN then return UNKNOWN end
 if again then
   return { 'OK', tonumber(again) or tonumber(redis.call('HGET', job, 'version')) }
 end
