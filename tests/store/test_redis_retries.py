@@ -6,8 +6,8 @@ store's ``Retry``). Each write must report its first outcome, once: one version 
 one change event. The proxy also checks that the retry was the very same request (same
 operation id), so the tests prove the scripts' replay, not a second, different write.
 
-Two tests at the end are strict xfails: they pin down a bug found here (a re-sent
-pipeline carrying two writes of one store to one job misreports the older write).
+The last two tests issue two writes of one store to one job together, the case where
+a retry could meet a newer operation id of its own client.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def _assert_resent_once(proxy: ReplyDroppingProxy) -> None:
 
 
 class OutcomeMisreported(AssertionError):
-    """A re-sent write reported an outcome other than its first one (a known bug)."""
+    """A re-sent write reported an outcome other than its first one."""
 
 
 def _window(index: int) -> WindowTranscript:
@@ -288,27 +288,19 @@ async def test_plain_redis_client_resends_a_command_the_server_already_ran(
     assert await redis_client.hget(f"{key_prefix}counter", "n") == b"2"
 
 
-# Two writes of one store to one job that share a pipeline. The scripts keep only the
-# newest operation per client (``_op:<client>``), so when the pipeline is sent again the
-# older write finds a newer seq and reports "it ran" with the job's current state
-# (``replayed()`` returns ""), whatever its first outcome was. The fix belongs in
-# ``_batch.py``/``redis.py`` (see the report of this change); these tests pin it down.
-
-_SHARED_PIPELINE_BUG = pytest.mark.xfail(
-    strict=True,
-    raises=OutcomeMisreported,
-    reason="a re-sent pipeline with two writes to one job misreports the older one",
-)
+# Two writes of one store to one job, issued together. Each job remembers only the
+# newest operation id per client (``_op:<client>``), so had they shared the lost
+# pipeline, the older one, sent again, would have found the newer id and could not
+# have known its own outcome. The batcher keeps them in separate pipelines
+# (``_batch``), so each one's retry finds its own id.
 
 
 def _assert_lost_and_resent(proxy: ReplyDroppingProxy) -> None:
-    """Like ``_assert_resent_once``, but the two writes may go out in one pipeline (as
-    they do now: the case under test) or in two (then the second one is not re-sent)."""
+    """Like ``_assert_resent_once``: the lost pipeline was sent again as it was."""
     assert proxy.lost.is_set() and proxy.connections == 2
     assert proxy.requests[1] == proxy.requests[0]
 
 
-@_SHARED_PIPELINE_BUG
 async def test_refused_claim_that_shared_a_lost_pipeline_is_still_refused(
     proxy: ReplyDroppingProxy, store: RedisJobStore, redis_url: str, key_prefix: str
 ) -> None:
@@ -344,7 +336,6 @@ async def test_refused_claim_that_shared_a_lost_pipeline_is_still_refused(
         )
 
 
-@_SHARED_PIPELINE_BUG
 async def test_updates_that_shared_a_lost_pipeline_keep_their_own_versions(
     proxy: ReplyDroppingProxy, store: RedisJobStore
 ) -> None:
