@@ -247,10 +247,13 @@ class DeepgramTranscriber:
                 )
         results: list[WindowTranscript | None] = [None] * len(windows)
         failures: list[Exception] = []
-        limiter = anyio.CapacityLimiter(self.concurrency)
+        # ``concurrency`` workers take the windows in order from one iterator, so they
+        # start in window order whatever the event loop's scheduling (trio shuffles
+        # it): the earliest windows are answered, and checkpointed, first.
+        todo = iter(enumerate(windows))
 
-        async def run(position: int, window: AudioWindow) -> None:
-            async with limiter:
+        async def work() -> None:
+            for position, window in todo:
                 try:
                     result = await self._one(window, language or self.language)
                 except Exception as exc:
@@ -264,8 +267,8 @@ class DeepgramTranscriber:
                     on_window(result)
 
         async with anyio.create_task_group() as group:
-            for position, window in enumerate(windows):
-                group.start_soon(run, position, window)
+            for _ in range(min(self.concurrency, len(windows))):
+                group.start_soon(work)
         if failures:
             raise failures[0]
         return [r for r in results if r is not None]
