@@ -149,3 +149,23 @@ local function collect(first)
   for i = first, #ARGV do pairs[#pairs + 1] = ARGV[i] end
   return pairs
 end
+
+-- The checks a write of fields (update, add_windows) makes first, in order: the job
+-- exists; a retry gets its first outcome (the new version); a lease token must hold
+-- the live lease (so a writer whose token no longer holds the job learns that first);
+-- a terminal job takes no writes. Returns the reply to give, or nil and the status.
+local function writable(token)
+  local status = redis.call('HGET', job, 'status')
+  if not status then return { 'NOTFOUND' } end
+  local again = replayed()
+  if again == UNKNOWN then return UNKNOWN end
+  if again then
+    return { 'OK', tonumber(again) or tonumber(redis.call('HGET', job, 'version')) }
+  end
+  if token ~= '' then
+    local problem = lease_problem(token)
+    if problem then return { 'LEASE', problem } end
+  end
+  if TERMINAL[status] then return { 'TERMINAL', status } end
+  return nil, status
+end
