@@ -109,6 +109,8 @@ async def admit(
         try:
             return await store.transition(job_id, JobStatus.QUEUED, expect={JobStatus.RUNNING})
         except InvalidTransitionError as exc:
+            if exc.current != JobStatus.RUNNING:
+                raise  # it moved on meanwhile (finished, cancelled): the store says how
             owner = job.lease.owner if job.lease else "another worker"
             raise InvalidTransitionError(
                 job_id, exc.current, JobStatus.RUNNING, f"it is running: {owner} holds its lease"

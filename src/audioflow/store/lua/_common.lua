@@ -17,8 +17,8 @@ local now = tonumber(ARGV[1])
 local ttl = ARGV[2]
 local maxlen = ARGV[3]
 local op_client, op_seq = string.match(ARGV[4], '^(.*):(%d+)$')
-op_seq = tonumber(op_seq)
-local op_field = '_op:' .. op_client
+op_seq = tonumber(op_seq) or 0
+local op_field = '_op:' .. (op_client or '')
 local max_bytes = tonumber(ARGV[5])
 local omit = {}
 for name in string.gmatch(ARGV[6], '%S+') do omit[name] = true end
@@ -35,24 +35,38 @@ local function refresh()
   end
 end
 
+-- What the checks of a write need, in one read; status is false when there is no job.
+local function state()
+  local f = redis.call(
+    'HMGET', job, 'status', 'version', '_bytes', op_field, '_lease_token', '_lease_expires'
+  )
+  return {
+    status = f[1], version = tonumber(f[2]) or 0, bytes = f[3], op = f[4],
+    token = f[5], expires = f[6],
+  }
+end
+
 -- The reply this client's operation got the first time, if it already ran: a retried
 -- write reports what happened instead of running again. UNKNOWN when a later write of
 -- the same client is recorded: this one was processed before it, but whether it was
 -- applied or refused is gone (the client keeps two writes to one job out of one
 -- pipeline, so a retry should never meet this).
 local UNKNOWN = { 'UNKNOWN' }
-local function replayed()
-  local rec = redis.call('HGET', job, op_field)
-  if not rec then return nil end
-  local seq, reply = string.match(rec, '^(%d+) ?(.*)$')
+local function replayed(st)
+  if not st.op then return nil end
+  local seq, reply = string.match(st.op, '^(%d+) ?(.*)$')
   seq = tonumber(seq)
   if seq == op_seq then return reply end
   if seq > op_seq then return UNKNOWN end
   return nil
 end
 
-local function record(reply)
-  redis.call('HSET', job, op_field, op_seq .. ' ' .. reply)
+-- nil when `token` holds the job's live lease, else why not.
+local function lease_problem(st, token)
+  if st.status ~= '"running"' or not st.token then return 'the job holds no lease' end
+  if st.token ~= token then return 'another worker holds the lease' end
+  if tonumber(st.expires) <= now then return 'the lease expired' end
+  return nil
 end
 
 local function is_window(name) return string.sub(name, 1, #WINDOW) == WINDOW end
@@ -62,9 +76,8 @@ local function public(name)
 end
 
 -- Bytes the job's public fields hold (kept in _bytes; counted once for older jobs).
-local function size_now()
-  local b = redis.call('HGET', job, '_bytes')
-  if b then return tonumber(b) end
+local function size_now(st)
+  if st.bytes then return tonumber(st.bytes) end
   local total = 0
   for _, name in ipairs(redis.call('HKEYS', job)) do
     if public(name) then total = total + redis.call('HSTRLEN', job, name) end
@@ -81,11 +94,20 @@ local function window_fields()
   return out
 end
 
--- Write field/value pairs (and delete `dels` first), keeping _bytes. Nothing is
--- written when the job would pass max_bytes: returns the size it would have had.
-local function write(pairs, dels)
-  dels = dels or {}
-  local total = size_now()
+-- The pairs a write of a whole checkpoint deletes first: every stored window.
+local function dels_for(pairs)
+  for i = 1, #pairs, 2 do
+    if pairs[i] == 'checkpoint' then return window_fields() end
+  end
+  return {}
+end
+
+-- Apply one write: delete the public fields `dels` and the private ones `forget`,
+-- then set the public `pairs` and the `private` pairs (version, lease fields) in one
+-- HSET, with _bytes and this operation's record (`reply`, what a retry gets). Nothing
+-- is written when the job would pass max_bytes: returns the size it would have had.
+local function commit(st, pairs, dels, private, reply, forget)
+  local total = size_now(st)
   local gone = {}
   for _, name in ipairs(dels) do
     total = total - redis.call('HSTRLEN', job, name)
@@ -97,18 +119,13 @@ local function write(pairs, dels)
     total = total + #pairs[i + 1] - old
   end
   if total > max_bytes then return total end
+  for _, name in ipairs(forget or {}) do dels[#dels + 1] = name end
   if #dels > 0 then redis.call('HDEL', job, unpack(dels)) end
-  if #pairs > 0 then redis.call('HSET', job, unpack(pairs)) end
-  redis.call('HSET', job, '_bytes', total)
+  local all = { '_bytes', total, op_field, op_seq .. ' ' .. reply }
+  for i = 1, #pairs do all[#all + 1] = pairs[i] end
+  for i = 1, #private do all[#all + 1] = private[i] end
+  redis.call('HSET', job, unpack(all))
   return nil
-end
-
--- The pairs a write of a whole checkpoint deletes first: every stored window.
-local function dels_for(pairs)
-  for i = 1, #pairs, 2 do
-    if pairs[i] == 'checkpoint' then return window_fields() end
-  end
-  return {}
 end
 
 -- Append one change event: kind, version, status, then the written field/value pairs
@@ -135,15 +152,6 @@ local function emit(kind, version, status, pairs, extra)
   redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*', unpack(entry))
 end
 
--- nil when `token` holds the job's live lease, else why not.
-local function lease_problem(token)
-  local f = redis.call('HMGET', job, 'status', '_lease_token', '_lease_expires')
-  if f[1] ~= '"running"' or not f[2] then return 'the job holds no lease' end
-  if f[2] ~= token then return 'another worker holds the lease' end
-  if tonumber(f[3]) <= now then return 'the lease expired' end
-  return nil
-end
-
 local function collect(first)
   local pairs = {}
   for i = first, #ARGV do pairs[#pairs + 1] = ARGV[i] end
@@ -153,19 +161,16 @@ end
 -- The checks a write of fields (update, add_windows) makes first, in order: the job
 -- exists; a retry gets its first outcome (the new version); a lease token must hold
 -- the live lease (so a writer whose token no longer holds the job learns that first);
--- a terminal job takes no writes. Returns the reply to give, or nil and the status.
-local function writable(token)
-  local status = redis.call('HGET', job, 'status')
-  if not status then return { 'NOTFOUND' } end
-  local again = replayed()
+-- a terminal job takes no writes. Returns the reply to give, or nil.
+local function writable(st, token)
+  if not st.status then return { 'NOTFOUND' } end
+  local again = replayed(st)
   if again == UNKNOWN then return UNKNOWN end
-  if again then
-    return { 'OK', tonumber(again) or tonumber(redis.call('HGET', job, 'version')) }
-  end
+  if again then return { 'OK', tonumber(again) or st.version } end
   if token ~= '' then
-    local problem = lease_problem(token)
+    local problem = lease_problem(st, token)
     if problem then return { 'LEASE', problem } end
   end
-  if TERMINAL[status] then return { 'TERMINAL', status } end
-  return nil, status
+  if TERMINAL[st.status] then return { 'TERMINAL', st.status } end
+  return nil
 end

@@ -1,7 +1,8 @@
 -- ARGV[7] lease token or ""; ARGV[8] the checkpoint field (its key, no windows);
 -- ARGV[9] the event's value (the key and the added windows); ARGV[10..] window
 -- field/value pairs ("checkpoint:<index>", window JSON).
-local refused, status = writable(ARGV[7])
+local st = state()
+local refused = writable(st, ARGV[7])
 if refused then return refused end
 local pairs = collect(10)
 local dels = {}
@@ -11,10 +12,9 @@ if redis.call('HGET', job, 'checkpoint') ~= ARGV[8] then
   pairs[#pairs + 1] = 'checkpoint'
   pairs[#pairs + 1] = ARGV[8]
 end
-local too = write(pairs, dels)
+local version = st.version + 1
+local too = commit(st, pairs, dels, { 'version', version }, version)
 if too then return { 'TOOLARGE', too } end
-local version = redis.call('HINCRBY', job, 'version', 1)
-record(version)
-emit('checkpointed', version, status, { 'checkpoint', ARGV[9] })
+emit('checkpointed', version, st.status, { 'checkpoint', ARGV[9] })
 refresh()
 return { 'OK', version }

@@ -3,7 +3,7 @@
 -- field; the checkpoint as its key field plus one field per window).
 local exists = redis.call('EXISTS', job) == 1
 if exists then
-  local again = replayed()
+  local again = replayed(state())
   if again == UNKNOWN then return UNKNOWN end
   if again then return { 'OK' } end
   if ARGV[7] ~= '1' then return { 'EXISTS' } end
@@ -17,11 +17,15 @@ if exists then
 else
   redis.call('DEL', events)  -- a new job (maybe a deleted one's id) starts a new history
 end
-redis.call('HSET', job, 'version', 1, '_bytes', total, unpack(pairs))
+local all = { 'version', 1, '_bytes', total, op_field, op_seq .. ' ' }
+for i = 1, #pairs do all[#all + 1] = pairs[i] end
 if ARGV[8] ~= '' then
-  redis.call('HSET', job, '_lease_token', ARGV[8], '_lease_expires', ARGV[9])
+  all[#all + 1] = '_lease_token'
+  all[#all + 1] = ARGV[8]
+  all[#all + 1] = '_lease_expires'
+  all[#all + 1] = ARGV[9]
 end
-record('')
+redis.call('HSET', job, unpack(all))
 emit('created', 1, redis.call('HGET', job, 'status'), pairs)
 refresh()
 return { 'OK' }

@@ -1,13 +1,13 @@
 -- Requeue (or fail) one job whose lease expired.
 -- ARGV[7] max attempts; ARGV[8] now (JSON datetime)
-local f = redis.call('HMGET', job, 'status', '_lease_expires', 'attempts')
-if not f[1] then return { 'GONE' } end
-local again = replayed()
+local st = state()
+if not st.status then return { 'GONE' } end
+local again = replayed(st)
 if again == UNKNOWN then return UNKNOWN end
-if again then return { 'OK', f[1], redis.call('HGETALL', job) } end
-if f[1] ~= '"running"' or not f[2] then return { 'GONE' } end
-if tonumber(f[2]) > now then return { 'LIVE', f[2] } end
-local attempts = tonumber(f[3]) or 0
+if again then return { 'OK', st.status, redis.call('HGETALL', job) } end
+if st.status ~= '"running"' or not st.expires then return { 'GONE' } end
+if tonumber(st.expires) > now then return { 'LIVE', st.expires } end
+local attempts = tonumber(redis.call('HGET', job, 'attempts')) or 0
 local to, pairs
 if attempts >= tonumber(ARGV[7]) then
   to = '"failed"'
@@ -25,10 +25,9 @@ else
 end
 local written = { 'status', to }
 for i = 1, #pairs do written[#written + 1] = pairs[i] end
-write(written)  -- a few bytes: within any limit a job already met
-redis.call('HDEL', job, '_lease_token', '_lease_expires')
-local version = redis.call('HINCRBY', job, 'version', 1)
-record('')
+local version = st.version + 1
+-- a few bytes: within any limit a job already met, so the size is not checked
+commit(st, written, {}, { 'version', version }, '', { '_lease_token', '_lease_expires' })
 emit('transitioned', version, to, pairs)
 refresh()
 return { 'OK', to, redis.call('HGETALL', job) }

@@ -3,9 +3,10 @@
 -- ARGV[10] lease mode: "keep", "drop", or "claim" (new lease, one more attempt)
 -- ARGV[11] new lease token, ARGV[12] new lease expiry (epoch s), ARGV[13] new lease JSON
 -- ARGV[14..] field/value pairs
-local status = redis.call('HGET', job, 'status')
+local st = state()
+local status = st.status
 if not status then return { 'NOTFOUND' } end
-local again = replayed()
+local again = replayed(st)
 if again == UNKNOWN then return UNKNOWN end
 if again then
   local prev, dropped = string.match(again, '^(%S*) ?(%d*)$')
@@ -14,7 +15,7 @@ if again then
 end
 local to, mode = ARGV[7], ARGV[10]
 if ARGV[9] ~= '' then  -- first: a stale token is the writer's real news
-  local problem = lease_problem(ARGV[9])
+  local problem = lease_problem(st, ARGV[9])
   if problem then return { 'LEASE', problem } end
 end
 local allowed = false
@@ -23,34 +24,35 @@ for s in string.gmatch(ARGV[8], '%S+') do
 end
 if not allowed then return { 'CONFLICT', status, '' } end
 if ARGV[9] == '' and status == '"running"' and to == '"queued"' then
-  local expires = redis.call('HGET', job, '_lease_expires')
-  if expires and tonumber(expires) > now then
+  if st.expires and tonumber(st.expires) > now then
     return { 'CONFLICT', status, 'another worker holds a live lease' }
   end
 end
 local pairs = collect(14)
+local version = st.version + 1
+local private = { 'version', version }
+local forget = {}
+local dropped = 0
 if mode == 'claim' then
   local attempts = tonumber(redis.call('HGET', job, 'attempts')) or 0
   pairs[#pairs + 1] = 'lease'
   pairs[#pairs + 1] = ARGV[13]
   pairs[#pairs + 1] = 'attempts'
   pairs[#pairs + 1] = tostring(attempts + 1)
+  private[#private + 1] = '_lease_token'
+  private[#private + 1] = ARGV[11]
+  private[#private + 1] = '_lease_expires'
+  private[#private + 1] = ARGV[12]
 elseif mode == 'drop' then
   pairs[#pairs + 1] = 'lease'
   pairs[#pairs + 1] = 'null'
+  if st.token then dropped = 1 end
+  forget = { '_lease_token', '_lease_expires' }
 end
 local written = { 'status', to }
 for i = 1, #pairs do written[#written + 1] = pairs[i] end
-local too = write(written, dels_for(pairs))
+local too = commit(st, written, dels_for(pairs), private, status .. ' ' .. dropped, forget)
 if too then return { 'TOOLARGE', too } end
-local dropped = 0
-if mode == 'claim' then
-  redis.call('HSET', job, '_lease_token', ARGV[11], '_lease_expires', ARGV[12])
-elseif mode == 'drop' then
-  dropped = redis.call('HDEL', job, '_lease_token', '_lease_expires') > 0 and 1 or 0
-end
-local version = redis.call('HINCRBY', job, 'version', 1)
-record(status .. ' ' .. dropped)
 emit('transitioned', version, to, pairs)
 refresh()
 return { 'OK', status, redis.call('HGETALL', job), dropped }
