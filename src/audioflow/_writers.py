@@ -8,7 +8,6 @@ writer's task with that error, which ends the run (see ``audioflow._jobrun``).
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Callable, Iterable
 
@@ -18,8 +17,6 @@ from .records import Progress, Usage, WindowTranscript, utcnow
 from .store.protocol import JobStore
 
 __all__ = ["ProgressCallback", "ProgressWriter", "ThrottledWriter", "WindowSaver"]
-
-log = logging.getLogger("audioflow")
 
 #: Called with every progress update the pipeline writes (throttled).
 ProgressCallback = Callable[[Progress], None]
@@ -102,11 +99,6 @@ class WindowSaver(ThrottledWriter):
         self._pending[window.index] = window
         self.usage = self.usage + window.usage
         self._changed()
-
-    @property
-    def unsaved(self) -> int:
-        """How many windows no write has stored yet."""
-        return len(self._pending)
 
     async def _write(self) -> None:
         await self.flush()
