@@ -19,7 +19,7 @@ This is the part of ``Pipeline.run`` that is about the job, not the audio. Its l
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn
 
 import anyio
@@ -41,6 +41,7 @@ from .records import (
     Usage,
     utcnow,
 )
+from .stages.base import _leaves
 from .store.protocol import JobFields, JobStore
 
 __all__ = ["JobRun", "LeaseKeeper", "admit", "root_cause", "stored_result"]
@@ -125,14 +126,6 @@ def stored_result(job: Job) -> JobResult:
             job.id, job.status, JobStatus.RUNNING, "it completed without a stored result"
         )
     return msgspec.structs.replace(job.result, artifacts=job.artifacts)
-
-
-def _leaves(exc: BaseException) -> Iterable[BaseException]:
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            yield from _leaves(inner)
-    else:
-        yield exc
 
 
 def root_cause(exc: BaseException) -> BaseException:

@@ -36,7 +36,7 @@ from ..records import (
     Lease,
     WindowTranscript,
 )
-from ._codec import WINDOW_PREFIX, encode_checkpoint_key, encode_window, normalize_values
+from ._codec import WINDOW_PREFIX, normalize_values
 from ._rules import (
     DEFAULT_EVENT_VALUE_BYTES,
     DEFAULT_MAX_FIELD_BYTES,
@@ -292,15 +292,12 @@ class MemoryJobStore:
         key: str,
         lease_token: str | None = None,
     ) -> int:
-        key_size = len(encode_checkpoint_key(key))
-        parts = {
-            f"{WINDOW_PREFIX}{w.index}": len(
-                encode_window(w, job_id=job_id, limit=self.max_field_bytes)
-            )
-            for w in windows
-        }
-        added = normalize_values({"checkpoint": Checkpoint(key=key, windows=tuple(windows))})
-        new_windows = added["checkpoint"][0].windows
+        # One check of the added windows gives them typed and their stored sizes.
+        added, parts = self._check(
+            job_id, {"checkpoint": Checkpoint(key=key, windows=tuple(windows))}
+        )["checkpoint"]
+        new_windows = added.windows
+        key_size = parts.pop("checkpoint")
         entry = self._require(job_id)
         job = entry.job
         if lease_token is not None:

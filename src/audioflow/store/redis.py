@@ -55,7 +55,6 @@ from ..errors import (
 )
 from ..records import (
     FINISHED_STATUSES,
-    Checkpoint,
     EventKind,
     Job,
     JobEvent,
@@ -407,12 +406,15 @@ class RedisJobStore:
         key: str,
         lease_token: str | None = None,
     ) -> int:
-        key_field = encode_checkpoint_key(key)
+        key_field = encode_checkpoint_key(key)  # b'{"key":...,"windows":[]}'
         pairs: list[Any] = []
+        raws: list[bytes] = []
         for window in windows:
             raw = encode_window(window, job_id=job_id, limit=self.max_field_bytes)
             pairs += [f"{WINDOW_PREFIX}{window.index}", raw]
-        event = encode_json(Checkpoint(key=key, windows=tuple(windows)))
+            raws.append(raw)
+        # The event's Checkpoint (key and added windows) from the windows encoded above.
+        event = key_field[: -len(b"]}")] + b",".join(raws) + b"]}"
         omit = ["checkpoint"] if len(event) > self.event_value_bytes else []
         args = [*self._head(self._clock(), omit), lease_token or "", key_field]
         args += [b"" if omit else event, *pairs]
