@@ -32,7 +32,7 @@ from .errors import (
     TranscriptionError,
     UnsupportedMediaError,
 )
-from .pipeline import Pipeline
+from .pipeline import Pipeline, current_job_id
 from .records import (
     AudioChunk,
     Checkpoint,
@@ -141,6 +141,7 @@ __all__ = [
     "Word",
     "__version__",
     "build_cues",
+    "current_job_id",
     "function_stage",
     "render",
     "run_stages",

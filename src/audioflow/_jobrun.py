@@ -229,6 +229,15 @@ class JobRun:
         done = checkpoint.windows if checkpoint is not None and checkpoint.key == key else ()
         self.saver = WindowSaver(store, job.id, token, key, done, checkpoint_interval)
         self._on_progress = on_progress
+        self._abandoned = False
+
+    def abandon(self) -> None:
+        """The job was cancelled or deleted elsewhere: end this run writing nothing.
+
+        Its lease went with the cancel, so later writes would be refused anyway; this
+        keeps the run from trying them (and from logging each refusal).
+        """
+        self._abandoned = True
 
     @classmethod
     async def claim(
@@ -328,6 +337,9 @@ class JobRun:
         caller gets the error that ended the run.
         """
         job_id = self.job.id
+        if self._abandoned:
+            log.info("job %s: ended elsewhere; this run stopped", job_id)
+            return
         if isinstance(cause, LeaseLostError):
             log.warning("job %s: %s; this run writes nothing more", job_id, cause)
             return

@@ -3,12 +3,17 @@
     audioflow transcribe FILE... [--out DIR] [--format srt,vtt,json,txt,md]
                                  [--transcriber whisper|deepgram] [--store URL]
                                  [--concurrency N] [--language CODE]
-    audioflow status JOB_ID --store URL
+    audioflow worker --store URL --broker URL [--processes N] [--threads M]
+    audioflow submit FILE... --store URL --broker URL       (prints one job id a line)
+    audioflow watch JOB_ID --store URL [--out DIR]
+    audioflow cancel JOB_ID --store URL
+    audioflow status [JOB_ID] --store URL
     audioflow --version
 
-Exit status: 0 when every file was transcribed, 1 when some failed (one line each on
-stderr, no traceback), 2 for usage errors. The Deepgram key comes from
-``DEEPGRAM_API_KEY``. Output files are written only inside ``--out``.
+``--store`` and ``--broker`` default to ``AUDIOFLOW_STORE`` and ``AUDIOFLOW_BROKER``.
+Exit status: 0 when every file was transcribed (``watch``: the job completed), 1 when
+some failed (one line each on stderr, no traceback), 2 for usage errors. The Deepgram
+key comes from ``DEEPGRAM_API_KEY``. Output files are written only inside ``--out``.
 """
 
 from __future__ import annotations
@@ -18,16 +23,17 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 import anyio
+import msgspec
 
+from ._config import WorkerConfig, make_transcriber, store_from_url
 from ._version import __version__
-from .errors import AudioflowError
+from .errors import AudioflowError, ConfigurationError
 from .pipeline import Pipeline
-from .records import JobOptions, JobResult, Progress
+from .records import Job, JobOptions, JobResult, JobStatus, Progress
 from .render import FORMATS
-from .store.memory import MemoryJobStore
 from .store.protocol import JobStore
 from .transcribers.base import Transcriber
 
@@ -86,37 +92,97 @@ def _parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--deepgram-url", default=None, help="Deepgram base URL (self-hosted)")
 
-    s = sub.add_parser("status", help="show a job's status")
-    s.add_argument("job_id")
-    s.add_argument("--store", required=True, help="a redis:// URL")
-    s.add_argument("--prefix", default="audioflow:", help="Redis key prefix")
+    s = sub.add_parser("status", help="show a job's status, or list the jobs")
+    s.add_argument("job_id", nargs="?", help="the job (default: list the most recent jobs)")
+    s.add_argument("--limit", type=int, default=20, help="jobs listed without JOB_ID")
+    _store_flags(s)
+
+    w = sub.add_parser("worker", help="run worker processes that take jobs from the broker")
+    _store_flags(w)
+    _broker_flags(w)
+    w.add_argument("--processes", type=int, default=1, help="worker processes (default: 1)")
+    w.add_argument("--threads", type=int, default=2, help="jobs at once per process (default: 2)")
+    w.add_argument(
+        "--transcriber",
+        default="whisper",
+        help="whisper (default), deepgram, or package.module:factory returning a transcriber",
+    )
+    w.add_argument("--vad", choices=("energy", "webrtc", "silero"), default=None)
+    w.add_argument("--model", default=None, help="Whisper model directory or name")
+    w.add_argument("--model-cache", default=None, help="where the bundled model is assembled")
+    w.add_argument("--deepgram-url", default=None, help="Deepgram base URL (self-hosted)")
+    w.add_argument(
+        "--concurrency", type=int, default=2, help="transcriber calls in flight per job"
+    )
+    w.add_argument("--lease-seconds", type=float, default=60.0, help="job lease (default: 60)")
+    w.add_argument(
+        "--sweep-interval",
+        type=float,
+        default=None,
+        help="seconds between sweeps of expired leases (default: half the lease)",
+    )
+    w.add_argument(
+        "--max-attempts", type=int, default=3, help="attempts before a job fails (default: 3)"
+    )
+
+    u = sub.add_parser("submit", help="queue files for the workers; prints one job id a line")
+    u.add_argument("files", nargs="+", type=Path, metavar="FILE", help="media on shared storage")
+    _store_flags(u)
+    _broker_flags(u)
+    u.add_argument("--job-id", default=None, help="the job's id (one FILE only)")
+    u.add_argument("--format", type=_formats, default=FORMATS, help="formats to render")
+    u.add_argument("--language", default=None, help="language code (default: detect)")
+
+    a = sub.add_parser("watch", help="follow a job until it ends")
+    a.add_argument("job_id")
+    _store_flags(a)
+    a.add_argument("--out", type=Path, default=None, help="write its renderings here")
+
+    c = sub.add_parser("cancel", help="cancel a queued or running job")
+    c.add_argument("job_id")
+    _store_flags(c)
     return parser
 
 
-def _store(url: str, prefix: str) -> JobStore:
-    if url == "memory":
-        return MemoryJobStore()
-    if url.startswith(("redis://", "rediss://", "unix://")):
-        from .store.redis import RedisJobStore
+def _store_flags(parser: argparse.ArgumentParser) -> None:
+    store = os.environ.get("AUDIOFLOW_STORE")
+    parser.add_argument(
+        "--store",
+        default=store,
+        required=store is None,
+        help="the job store, a redis:// URL (default: $AUDIOFLOW_STORE)",
+    )
+    parser.add_argument("--prefix", default="audioflow:", help="Redis key prefix")
 
-        return RedisJobStore(url, prefix=prefix)
-    raise UsageError(f"--store must be 'memory' or a redis:// URL, not {url!r}")
+
+def _broker_flags(parser: argparse.ArgumentParser) -> None:
+    broker = os.environ.get("AUDIOFLOW_BROKER")
+    parser.add_argument(
+        "--broker",
+        default=broker,
+        required=broker is None,
+        help="redis:// or amqp:// URL of the Dramatiq broker (default: $AUDIOFLOW_BROKER)",
+    )
+    parser.add_argument("--queue", default="audioflow", help="queue name (default: audioflow)")
+
+
+def _store(url: str, prefix: str, *, memory: bool = True) -> JobStore:
+    try:
+        return store_from_url(url, prefix=prefix, memory=memory)
+    except ConfigurationError as exc:
+        raise UsageError(f"--store: {exc}") from None
 
 
 def _transcriber(args: argparse.Namespace) -> Transcriber:
-    if args.transcriber == "deepgram":
-        key = os.environ.get("DEEPGRAM_API_KEY")
-        if not key:
-            raise UsageError("--transcriber deepgram needs DEEPGRAM_API_KEY in the environment")
-        from .transcribers.deepgram import DeepgramTranscriber
-
-        kwargs: dict[str, Any] = {"base_url": args.deepgram_url} if args.deepgram_url else {}
-        transcriber: Transcriber = DeepgramTranscriber(key, **kwargs)
-        return transcriber
-    from .transcribers.whisper import WhisperTranscriber
-
-    whisper: Transcriber = WhisperTranscriber(args.model, cache_dir=args.model_cache)
-    return whisper
+    try:
+        return make_transcriber(
+            args.transcriber,
+            model=args.model,
+            model_cache=str(args.model_cache) if args.model_cache else None,
+            deepgram_url=args.deepgram_url,
+        )
+    except ConfigurationError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def output_path(out: Path, source: Path, fmt: str) -> Path:
@@ -193,11 +259,25 @@ async def _transcribe(args: argparse.Namespace) -> int:
 
 
 async def _status(args: argparse.Namespace) -> int:
-    store = _store(args.store, args.prefix)
+    store = _store(args.store, args.prefix, memory=False)
     try:
-        job = await store.get(args.job_id)
+        if args.job_id is None:
+            page = await store.list(limit=max(1, args.limit))
+            job = None
+        else:
+            job = await store.get(args.job_id)
     finally:
         await store.aclose()
+    if args.job_id is None:
+        for listed in page.jobs:
+            progress = listed.progress
+            print(
+                f"{listed.id}  {listed.status.value:<9}  {progress.fraction:4.0%} "
+                f"{progress.stage or '':<10}  {listed.source}"
+            )
+        if not page.jobs:
+            print(f"no jobs in {args.store}", file=sys.stderr)
+        return 0
     if job is None:
         print(f"audioflow: no job {args.job_id!r} in {args.store}", file=sys.stderr)
         return 1
@@ -206,6 +286,9 @@ async def _status(args: argparse.Namespace) -> int:
     print(f"status:   {job.status.value}")
     print(f"source:   {job.source}")
     print(f"progress: {progress.fraction:.0%} {progress.stage or ''} {progress.message}".rstrip())
+    print(f"attempts: {job.attempts}")
+    if job.lease is not None and job.status is JobStatus.RUNNING:
+        print(f"worker:   {job.lease.owner} (lease until {job.lease.expires_at:%H:%M:%S})")
     if job.error is not None:
         print(f"error:    {job.error.type}: {job.error.message}")
     if job.artifacts:
@@ -213,12 +296,193 @@ async def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker(args: argparse.Namespace) -> int:
+    """Check the settings, then hand over to Dramatiq's process runner."""
+    try:
+        from dramatiq.cli import main as dramatiq_main
+        from dramatiq.cli import make_argument_parser
+    except ImportError:
+        raise UsageError("`audioflow worker` needs: pip install 'audioflow[dramatiq]'") from None
+    if args.processes < 1 or args.threads < 1:
+        raise UsageError("--processes and --threads must be at least 1")
+    if not args.broker.startswith(("redis://", "rediss://", "unix://", "amqp://", "amqps://")):
+        raise UsageError(f"--broker must be a redis:// or amqp:// URL, not {args.broker!r}")
+    config = WorkerConfig(
+        store=args.store,
+        broker=args.broker,
+        prefix=args.prefix,
+        queue=args.queue,
+        transcriber=args.transcriber,
+        model=args.model,
+        model_cache=args.model_cache,
+        deepgram_url=args.deepgram_url,
+        vad=args.vad,
+        concurrency=args.concurrency,
+        lease_seconds=args.lease_seconds,
+        sweep_interval=args.sweep_interval or args.lease_seconds / 2,
+        max_attempts=args.max_attempts,
+    )
+    try:
+        config.check()
+    except ConfigurationError as exc:
+        raise UsageError(str(exc)) from None
+    os.environ["AUDIOFLOW_WORKER"] = msgspec.json.encode(config).decode()
+    dramatiq_args = make_argument_parser().parse_args(  # type: ignore[no-untyped-call]
+        [
+            "audioflow._dramatiq_boot:broker",
+            "--processes",
+            str(args.processes),
+            "--threads",
+            str(args.threads),
+            "--queues",
+            args.queue,
+        ]
+    )
+    status: int = dramatiq_main(dramatiq_args)  # type: ignore[no-untyped-call]
+    return status
+
+
+async def _submit(args: argparse.Namespace) -> int:
+    if args.job_id is not None and len(args.files) > 1:
+        raise UsageError("--job-id names one job: give one FILE with it")
+    missing = [str(path) for path in args.files if not path.is_file()]
+    if missing:
+        raise UsageError(f"no such file: {', '.join(missing)}")
+    store = _store(args.store, args.prefix, memory=False)
+    try:
+        from .dramatiq import DramatiqQueue
+    except ImportError:
+        raise UsageError("`audioflow submit` needs: pip install 'audioflow[dramatiq]'") from None
+    queue = DramatiqQueue(args.broker, queue_name=args.queue)
+    options = JobOptions(formats=args.format, language=args.language)
+    try:
+        for path in args.files:
+            # Workers read the file at this path: give them the absolute one.
+            job = await queue.submit(store, path.resolve(), job_id=args.job_id, options=options)
+            print(job.id, flush=True)
+    finally:
+        queue.close()
+        await store.aclose()
+    return 0
+
+
+async def _cancel(args: argparse.Namespace) -> int:
+    from .worker import cancel
+
+    store = _store(args.store, args.prefix, memory=False)
+    try:
+        job = await cancel(store, args.job_id)
+    finally:
+        await store.aclose()
+    print(f"{job.id}: cancelled")
+    return 0
+
+
+async def _watch(args: argparse.Namespace) -> int:
+    store = _store(args.store, args.prefix, memory=False)
+    try:
+        job = await store.get(args.job_id)
+        if job is None:
+            print(f"audioflow: no job {args.job_id!r} in {args.store}", file=sys.stderr)
+            return 1
+        progress = job.progress
+        with _WatchDisplay(args.job_id, sys.stderr) as display:
+            async for event in store.watch(args.job_id):
+                if isinstance(event.changes.progress, Progress):
+                    progress = event.changes.progress
+                display.update(event.status, progress)
+        job = await store.get(args.job_id)
+    finally:
+        await store.aclose()
+    if job is None:
+        print(f"audioflow: job {args.job_id!r} was deleted", file=sys.stderr)
+        return 1
+    return _report_end(job, args)
+
+
+def _report_end(job: Job, args: argparse.Namespace) -> int:
+    if job.status is not JobStatus.COMPLETED:
+        reason = f": {job.error.type}: {job.error.message}" if job.error else ""
+        print(f"{job.id}: {job.status.value}{reason}")
+        return 1
+    where = f"store {args.store}, job {job.id} (formats: {', '.join(sorted(job.artifacts))})"
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        for fmt, text in job.artifacts.items():
+            output_path(args.out, Path(job.id), fmt).write_text(text, encoding="utf-8")
+        where = f"{args.out}/{job.id}.*"
+    print(f"{job.id}: completed -> {where}")
+    return 0
+
+
+class _WatchDisplay:
+    """A live bar on a terminal (``rich``, when installed); a line per stage otherwise."""
+
+    def __init__(self, job_id: str, stream: TextIO) -> None:
+        self.job_id = job_id
+        self.stream = stream
+        self.last: tuple[object, ...] = ()
+        self._progress = None
+        self._task = None
+        if stream.isatty():
+            try:
+                from rich.console import Console
+                from rich.progress import (
+                    BarColumn,
+                    Progress,
+                    TaskProgressColumn,
+                    TextColumn,
+                    TimeElapsedColumn,
+                )
+            except ImportError:
+                return
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TaskProgressColumn(),
+                TimeElapsedColumn(),
+                TextColumn("{task.fields[stage]}"),
+                console=Console(file=stream),
+            )
+            self._task = self._progress.add_task(job_id, total=1.0, stage="")
+
+    def __enter__(self) -> _WatchDisplay:
+        if self._progress is not None:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def update(self, status: JobStatus | None, progress: Progress | None) -> None:
+        fraction = progress.fraction if progress else 0.0
+        stage = (progress.stage if progress else None) or ""
+        label = status.value if status and status is not JobStatus.RUNNING else stage
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, completed=fraction, stage=label)
+            return
+        state = (status, stage)
+        if state != self.last:
+            self.last = state
+            self.stream.write(f"{self.job_id}: {label or 'queued'} {fraction:.0%}\n")
+            self.stream.flush()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
     try:
-        command = _transcribe if args.command == "transcribe" else _status
-        return anyio.run(command, args)
+        if args.command == "worker":
+            return _worker(args)
+        commands = {
+            "transcribe": _transcribe,
+            "status": _status,
+            "submit": _submit,
+            "watch": _watch,
+            "cancel": _cancel,
+        }
+        return anyio.run(commands[args.command], args)
     except UsageError as exc:
         print(f"audioflow: error: {exc}", file=sys.stderr)
         return 2

@@ -14,6 +14,7 @@ import os
 import socket
 import uuid
 from collections.abc import Iterable, Sequence
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +42,16 @@ from .store.memory import MemoryJobStore
 from .store.protocol import JobStore
 from .transcribers.base import Transcriber
 
-__all__ = ["Pipeline", "ProgressCallback"]
+__all__ = ["Pipeline", "ProgressCallback", "current_job_id"]
 
 Source = str | os.PathLike[str]
+
+_current_job: ContextVar[str | None] = ContextVar("audioflow_current_job", default=None)
+
+
+def current_job_id() -> str | None:
+    """The id of the job whose stages call this (a transcriber, a log filter), else None."""
+    return _current_job.get()
 
 
 class Pipeline:
@@ -196,16 +204,7 @@ class Pipeline:
         job = await admit(self.store, job_id, str(source), options, new=new)
         if job.status is JobStatus.COMPLETED:
             return stored_result(job)
-        run = await JobRun.claim(
-            self.store,
-            job_id,
-            owner=self.owner,
-            lease_seconds=self.lease_seconds,
-            key=self._checkpoint_key(source),
-            progress_interval=self.progress_interval,
-            checkpoint_interval=self.checkpoint_interval,
-            on_progress=on_progress,
-        )
+        run = await self._claim(job_id, source, on_progress)
         return await run.execute(lambda: self._execute(run, source))
 
     async def run_many(
@@ -245,6 +244,22 @@ class Pipeline:
 
     # ------------------------------------------------------------------ internals
 
+    async def _claim(
+        self, job_id: str, source: Source, on_progress: ProgressCallback | None
+    ) -> JobRun:
+        """Claim the queued job under this pipeline's lease (``InvalidTransitionError``
+        if it is not queued); shared with ``audioflow.worker.run_job``."""
+        return await JobRun.claim(
+            self.store,
+            job_id,
+            owner=self.owner,
+            lease_seconds=self.lease_seconds,
+            key=self._checkpoint_key(source),
+            progress_interval=self.progress_interval,
+            checkpoint_interval=self.checkpoint_interval,
+            on_progress=on_progress,
+        )
+
     def _checkpoint_key(self, source: Source) -> str:
         try:
             st = os.stat(source)
@@ -260,6 +275,13 @@ class Pipeline:
 
     async def _execute(self, run: JobRun, source: Source) -> JobResult:
         """The chain of stages and the rendering: the audio part of a run."""
+        token = _current_job.set(run.job.id)  # the stages' tasks inherit it
+        try:
+            return await self._chain(run, source)
+        finally:
+            _current_job.reset(token)
+
+    async def _chain(self, run: JobRun, source: Source) -> JobResult:
         options = run.job.options
         progress = run.progress
         ctx = StageContext(job_id=run.job.id, limiter=self.cpu_limiter, report=progress.report)
