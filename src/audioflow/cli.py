@@ -22,6 +22,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from contextlib import aclosing
 from pathlib import Path
 from typing import TextIO
 
@@ -387,10 +388,11 @@ async def _watch(args: argparse.Namespace) -> int:
             return 1
         progress = job.progress
         with _WatchDisplay(args.job_id, sys.stderr) as display:
-            async for event in store.watch(args.job_id):
-                if isinstance(event.changes.progress, Progress):
-                    progress = event.changes.progress
-                display.update(event.status, progress)
+            async with aclosing(store.watch(args.job_id)) as events:
+                async for event in events:
+                    if isinstance(event.changes.progress, Progress):
+                        progress = event.changes.progress
+                    display.update(event.status, progress)
         job = await store.get(args.job_id)
     finally:
         await store.aclose()

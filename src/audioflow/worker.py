@@ -25,6 +25,7 @@ import enum
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from contextlib import aclosing
 from typing import TYPE_CHECKING
 
 import anyio
@@ -166,12 +167,13 @@ async def _ended_elsewhere(store: JobStore, job_id: str) -> bool:
     cursor: str | None = None
     while True:
         try:
-            async for event in store.watch(job_id, cursor=cursor):
-                cursor = event.cursor
-                if event.kind is EventKind.DELETED or event.status is JobStatus.CANCELLED:
-                    return True
-                if event.status in (JobStatus.COMPLETED, JobStatus.FAILED):
-                    return False
+            async with aclosing(store.watch(job_id, cursor=cursor)) as events:
+                async for event in events:
+                    cursor = event.cursor
+                    if event.kind is EventKind.DELETED or event.status is JobStatus.CANCELLED:
+                        return True
+                    if event.status in (JobStatus.COMPLETED, JobStatus.FAILED):
+                        return False
             return True  # the watch ended without a final status: the job is gone
         except StoreError as exc:
             log.warning("job %s: watching for a cancel failed (%s); retrying", job_id, exc)

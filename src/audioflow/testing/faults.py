@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
+from contextlib import aclosing
 from typing import Any, Unpack
 
 import anyio
@@ -182,8 +183,9 @@ class FaultyStore:
         fault = self._fault("watch")
         if fault is not None:
             raise fault
-        async for event in self.inner.watch(job_id, cursor=cursor):
-            yield event
+        async with aclosing(self.inner.watch(job_id, cursor=cursor)) as events:
+            async for event in events:
+                yield event
 
     async def aclose(self) -> None:
         """Close the inner store."""
