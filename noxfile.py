@@ -33,7 +33,7 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Every script in bench/, each printing ratios against a baseline of the same run."""
-    session.install("-e", ".[bench]")
+    session.install("-e", ".[bench,dramatiq]")  # dramatiq: bench/workers.py
     scripts = sorted(Path("bench").glob("*.py"))
     for script in scripts:
         if session.posargs and script.stem not in session.posargs:

@@ -186,7 +186,8 @@ class WorkerRuntime(Middleware):
         report = await run_job(self.pipeline, job_id)
         bad = report.outcome in (Outcome.FAILED, Outcome.LOST)
         level = logging.WARNING if bad else logging.INFO
-        log.log(level, "job %s: %s %s", job_id, report.outcome.value, report.reason)
+        reason = f" ({report.reason})" if report.reason else ""
+        log.log(level, "job %s: %s%s", job_id, report.outcome.value, reason)
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
         global _runtime

@@ -181,7 +181,7 @@ async def _ended_elsewhere(store: JobStore, job_id: str) -> bool:
 
 
 def _skipped(job_id: str, reason: str) -> RunReport:
-    log.info("job %s: nothing to do: %s", job_id, reason)
+    log.debug("job %s: nothing to do: %s", job_id, reason)
     return RunReport(job_id=job_id, outcome=Outcome.SKIPPED, reason=reason)
 
 
