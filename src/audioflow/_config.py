@@ -108,8 +108,10 @@ class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True):
         if self.max_attempts < 1 or self.concurrency < 1:
             raise ConfigurationError("--max-attempts and --concurrency must be at least 1")
         store_from_url(self.store, prefix=self.prefix, memory=False)
-        if self.transcriber not in ("whisper", "deepgram"):
+        if self.transcriber not in ("whisper", "deepgram") and not callable(
             import_object(self.transcriber)
+        ):
+            raise ConfigurationError(f"--transcriber {self.transcriber!r} is not callable")
 
     def pipeline(self, store: JobStore) -> Pipeline:
         """The pipeline every job of a worker process runs with (one transcriber)."""
