@@ -130,19 +130,23 @@ class WorkerGroup:
             await anyio.sleep(0.05)
 
     def stop(self) -> None:
-        """SIGTERM to the group (Dramatiq's graceful stop), SIGKILL if it lingers."""
-        if self.proc.poll() is not None:
-            return
-        for sig, grace in ((signal.SIGTERM, 20.0), (signal.SIGKILL, 5.0)):
+        """Stop the group: SIGTERM to its leader, then SIGKILL to whatever is left.
+
+        Only the leader gets the SIGTERM: Dramatiq's main process passes it on to each
+        worker process, and a worker that gets a second one (as from a SIGTERM to the
+        whole group) takes Dramatiq's "kill" path, which can hang instead of exiting.
+        """
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
             try:
-                os.killpg(self.proc.pid, sig)  # the group this command leads
-            except ProcessLookupError:
-                return
-            try:
-                self.proc.wait(timeout=grace)
-                return
+                self.proc.wait(timeout=30.0)
             except subprocess.TimeoutExpired:
-                continue
+                print(f"worker group {self.proc.pid} ignored SIGTERM; killing it")
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # the session this command leads
+        except ProcessLookupError:
+            pass  # nothing of it is left
+        self.proc.wait()
 
 
 @dataclass

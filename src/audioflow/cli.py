@@ -22,7 +22,6 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from contextlib import aclosing
 from pathlib import Path
 from typing import TextIO
 
@@ -35,6 +34,7 @@ from .errors import AudioflowError, ConfigurationError
 from .pipeline import Pipeline
 from .records import Job, JobOptions, JobResult, JobStatus, Progress
 from .render import FORMATS
+from .store._watch import watching
 from .store.protocol import JobStore
 from .transcribers.base import Transcriber
 
@@ -388,7 +388,7 @@ async def _watch(args: argparse.Namespace) -> int:
             return 1
         progress = job.progress
         with _WatchDisplay(args.job_id, sys.stderr) as display:
-            async with aclosing(store.watch(args.job_id)) as events:
+            async with watching(store, args.job_id) as events:
                 async for event in events:
                     if isinstance(event.changes.progress, Progress):
                         progress = event.changes.progress

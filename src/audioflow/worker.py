@@ -25,7 +25,6 @@ import enum
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from contextlib import aclosing
 from typing import TYPE_CHECKING
 
 import anyio
@@ -35,6 +34,7 @@ from ._jobrun import admit
 from ._writers import ProgressCallback
 from .errors import InvalidTransitionError, LeaseLostError, StoreError
 from .records import EventKind, Job, JobError, JobOptions, JobStatus, utcnow
+from .store._watch import watching
 from .store.protocol import JobStore
 
 if TYPE_CHECKING:
@@ -167,7 +167,7 @@ async def _ended_elsewhere(store: JobStore, job_id: str) -> bool:
     cursor: str | None = None
     while True:
         try:
-            async with aclosing(store.watch(job_id, cursor=cursor)) as events:
+            async with watching(store, job_id, cursor=cursor) as events:
                 async for event in events:
                     cursor = event.cursor
                     if event.kind is EventKind.DELETED or event.status is JobStatus.CANCELLED:

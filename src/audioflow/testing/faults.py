@@ -18,13 +18,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
-from contextlib import aclosing
 from typing import Any, Unpack
 
 import anyio
 
 from ..errors import StoreUnavailableError
 from ..records import Job, JobEvent, JobPage, JobStatus, Lease, WindowTranscript
+from ..store._watch import watching
 from ..store.protocol import JobFields, JobStore
 
 __all__ = ["FaultyStore"]
@@ -183,7 +183,7 @@ class FaultyStore:
         fault = self._fault("watch")
         if fault is not None:
             raise fault
-        async with aclosing(self.inner.watch(job_id, cursor=cursor)) as events:
+        async with watching(self.inner, job_id, cursor=cursor) as events:
             async for event in events:
                 yield event
 
