@@ -94,8 +94,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--deepgram-url", default=None, help="Deepgram base URL (self-hosted)")
 
     s = sub.add_parser("status", help="show a job's status, or list the jobs")
-    s.add_argument("job_id", nargs="?", help="the job (default: list the most recent jobs)")
-    s.add_argument("--limit", type=int, default=20, help="jobs listed without JOB_ID")
+    s.add_argument("job_id", nargs="?", help="the job (default: list jobs, oldest first)")
+    s.add_argument("--status", choices=[x.value for x in JobStatus], help="list only these")
+    s.add_argument("--limit", type=int, default=20, help="jobs a page (default: 20)")
+    s.add_argument("--cursor", default=None, help="the page after the one that printed it")
     _store_flags(s)
 
     w = sub.add_parser("worker", help="run worker processes that take jobs from the broker")
@@ -263,7 +265,8 @@ async def _status(args: argparse.Namespace) -> int:
     store = _store(args.store, args.prefix, memory=False)
     try:
         if args.job_id is None:
-            page = await store.list(limit=max(1, args.limit))
+            status = JobStatus(args.status) if args.status else None
+            page = await store.list(status=status, limit=max(1, args.limit), cursor=args.cursor)
             job = None
         else:
             job = await store.get(args.job_id)
@@ -278,6 +281,8 @@ async def _status(args: argparse.Namespace) -> int:
             )
         if not page.jobs:
             print(f"no jobs in {args.store}", file=sys.stderr)
+        if page.cursor is not None:
+            print(f"more: audioflow status --cursor {page.cursor}", file=sys.stderr)
         return 0
     if job is None:
         print(f"audioflow: no job {args.job_id!r} in {args.store}", file=sys.stderr)

@@ -112,6 +112,14 @@ def test_cancel_and_status(tmp_path: Path, prefix: str) -> None:
     listed = run("status", prefix=prefix)
     assert listed.returncode == 0
     assert listed.stdout.split()[:2] == ["c1", "cancelled"]
+    queued = run("status", "--status", "queued", prefix=prefix)
+    assert queued.returncode == 0 and queued.stdout == "" and "no jobs" in queued.stderr
+    anyio.run(_put, prefix, Job(id="c2", source="/shared/b.flac"))
+    paged = run("status", "--limit", "1", prefix=prefix)
+    assert paged.stdout.split()[0] == "c1" and "--cursor" in paged.stderr
+    cursor = paged.stderr.split("--cursor ")[1].split()[0]
+    rest = run("status", "--limit", "1", "--cursor", cursor, prefix=prefix)
+    assert rest.stdout.split()[:2] == ["c2", "queued"]
     one = run("status", "c1", prefix=prefix)
     assert "status:   cancelled" in one.stdout and "attempts: 0" in one.stdout
 
