@@ -35,6 +35,7 @@ import anyio
 from .errors import ConfigurationError, MissingDependencyError, StoreUnavailableError
 from .pipeline import Pipeline
 from .records import Job, JobOptions
+from .store.protocol import JobStore
 from .worker import Outcome, run_job, submit, sweep_forever
 
 try:
@@ -140,7 +141,7 @@ class DramatiqQueue:
 
     async def submit(
         self,
-        store: Any,
+        store: JobStore,
         source: str | os.PathLike[str],
         *,
         job_id: str | None = None,
