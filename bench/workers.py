@@ -8,9 +8,7 @@ Real ``audioflow worker`` processes (``python -m audioflow.cli worker``, each gr
 session of its own, terminated as a group at the end) run the worker tests' transcriber
 (``tests/workers/worker_transcriber.py``) on tone-burst media
 (``tests/pipeline/burst_media.py``), with ``--threads 1 --concurrency 1 --vad energy
---lease-seconds 30``. ``--concurrency 1`` because that transcriber burns until its
-*process's* CPU time has advanced by ``AF_TEST_BURN``: two calls in flight in one
-process would share their burn, and a job would cost less than windows x burn.
+--lease-seconds 30`` (one transcriber call at a time per job, as a model would).
 
 1. Throughput: the same batch of ``--jobs`` jobs (4 windows each, ``--burn`` s of
    GIL-holding CPU per window), submitted from this process with
@@ -31,8 +29,9 @@ process would share their burn, and a job would cost less than windows x burn.
 Keys live under a prefix of this run (store, call log) and the Dramatiq queue is this
 run's own; both are deleted afterwards (``SCAN`` + ``DEL``, RabbitMQ queues deleted).
 The workers inherit this process's environment, so Dramatiq's own settings apply to
-them: ``dramatiq_worker_timeout=100 python bench/workers.py`` caps the Redis broker's
-idle polling interval at 100 ms instead of 1 s.
+them; ``audioflow worker`` defaults ``dramatiq_worker_timeout`` to 100 ms (an idle
+worker polls the Redis broker that often; Dramatiq's own default is 1 s) and
+``dramatiq_queue_prefetch`` to its thread count.
 """
 
 from __future__ import annotations

@@ -25,8 +25,8 @@ from audioflow.transcribers import AudioWindow, WindowCallback, WindowTranscript
 
 
 def _burn(seconds: float) -> None:
-    end = time.process_time() + seconds
-    while time.process_time() < end:
+    end = time.thread_time() + seconds  # this thread's CPU time: exact however many burn
+    while time.thread_time() < end:
         pass
 
 
