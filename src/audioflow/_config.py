@@ -10,6 +10,7 @@ import importlib
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
@@ -19,9 +20,21 @@ from .store.memory import MemoryJobStore
 from .store.protocol import JobStore
 from .transcribers.base import Transcriber
 
-__all__ = ["WorkerConfig", "import_object", "make_transcriber", "store_from_url"]
+__all__ = ["WorkerConfig", "import_object", "make_transcriber", "redact_url", "store_from_url"]
 
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password (if any) replaced by ``***``, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def store_from_url(url: str, *, prefix: str = "audioflow:", memory: bool = True) -> JobStore:
@@ -33,7 +46,7 @@ def store_from_url(url: str, *, prefix: str = "audioflow:", memory: bool = True)
 
         return RedisJobStore(url, prefix=prefix)
     allowed = "'memory' or a redis:// URL" if memory else "a redis:// URL"
-    raise ConfigurationError(f"the store must be {allowed}, not {url!r}")
+    raise ConfigurationError(f"the store must be {allowed}, not {redact_url(url)!r}")
 
 
 def import_object(path: str) -> Any:
@@ -85,7 +98,9 @@ def make_transcriber(
 
 class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True):
     """What ``audioflow worker`` passes to the worker processes it starts (as JSON in
-    the ``AUDIOFLOW_WORKER`` environment variable; it holds no secrets)."""
+    the ``AUDIOFLOW_WORKER`` environment variable, readable by the same user only, as
+    the URLs given to the command were). The Deepgram key is not in it: the workers
+    read ``DEEPGRAM_API_KEY`` themselves."""
 
     store: str
     broker: str

@@ -28,7 +28,7 @@ from typing import TextIO
 import anyio
 import msgspec
 
-from ._config import WorkerConfig, make_transcriber, store_from_url
+from ._config import WorkerConfig, make_transcriber, redact_url, store_from_url
 from ._version import __version__
 from .errors import AudioflowError, ConfigurationError
 from .pipeline import Pipeline
@@ -110,7 +110,12 @@ def _parser() -> argparse.ArgumentParser:
         default="whisper",
         help="whisper (default), deepgram, or package.module:factory returning a transcriber",
     )
-    w.add_argument("--vad", choices=("energy", "webrtc", "silero"), default=None)
+    w.add_argument(
+        "--vad",
+        choices=("energy", "webrtc", "silero"),
+        default=None,
+        help="speech detection (default: silero with whisper, energy otherwise)",
+    )
     w.add_argument("--model", default=None, help="Whisper model directory or name")
     w.add_argument("--model-cache", default=None, help="where the bundled model is assembled")
     w.add_argument("--deepgram-url", default=None, help="Deepgram base URL (self-hosted)")
@@ -280,13 +285,12 @@ async def _status(args: argparse.Namespace) -> int:
                 f"{progress.stage or '':<10}  {listed.source}"
             )
         if not page.jobs:
-            print(f"no jobs in {args.store}", file=sys.stderr)
+            print(f"no jobs in {redact_url(args.store)}", file=sys.stderr)
         if page.cursor is not None:
             print(f"more: audioflow status --cursor {page.cursor}", file=sys.stderr)
         return 0
     if job is None:
-        print(f"audioflow: no job {args.job_id!r} in {args.store}", file=sys.stderr)
-        return 1
+        return _no_such_job(args)
     progress = job.progress
     print(f"job:      {job.id}")
     print(f"status:   {job.status.value}")
@@ -300,6 +304,11 @@ async def _status(args: argparse.Namespace) -> int:
     if job.artifacts:
         print(f"formats:  {', '.join(sorted(job.artifacts))}")
     return 0
+
+
+def _no_such_job(args: argparse.Namespace) -> int:
+    print(f"audioflow: no job {args.job_id!r} in {redact_url(args.store)}", file=sys.stderr)
+    return 1
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -318,7 +327,8 @@ def _worker(args: argparse.Namespace) -> int:
     if args.processes < 1 or args.threads < 1:
         raise UsageError("--processes and --threads must be at least 1")
     if not args.broker.startswith(("redis://", "rediss://", "unix://", "amqp://", "amqps://")):
-        raise UsageError(f"--broker must be a redis:// or amqp:// URL, not {args.broker!r}")
+        broker = redact_url(args.broker)
+        raise UsageError(f"--broker must be a redis:// or amqp:// URL, not {broker!r}")
     config = WorkerConfig(
         store=args.store,
         broker=args.broker,
@@ -395,8 +405,7 @@ async def _watch(args: argparse.Namespace) -> int:
     try:
         job = await store.get(args.job_id)
         if job is None:
-            print(f"audioflow: no job {args.job_id!r} in {args.store}", file=sys.stderr)
-            return 1
+            return _no_such_job(args)
         progress = job.progress
         with _WatchDisplay(args.job_id, sys.stderr) as display:
             async with watching(store, args.job_id) as events:
@@ -418,7 +427,8 @@ def _report_end(job: Job, args: argparse.Namespace) -> int:
         reason = f": {job.error.type}: {job.error.message}" if job.error else ""
         print(f"{job.id}: {job.status.value}{reason}")
         return 1
-    where = f"store {args.store}, job {job.id} (formats: {', '.join(sorted(job.artifacts))})"
+    formats = ", ".join(sorted(job.artifacts))
+    where = f"store {redact_url(args.store)}, job {job.id} (formats: {formats})"
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         for fmt, text in job.artifacts.items():

@@ -32,6 +32,7 @@ from typing import Any
 
 import anyio
 
+from ._config import redact_url
 from .errors import ConfigurationError, MissingDependencyError, StoreUnavailableError
 from .pipeline import Pipeline
 from .records import Job, JobOptions
@@ -84,7 +85,9 @@ def broker_from_url(url: str) -> dramatiq.Broker:
 
         # confirm_delivery: send() returns once RabbitMQ has the message, or raises.
         return RabbitmqBroker(url=url, middleware=middleware, confirm_delivery=True)
-    raise ConfigurationError(f"the broker must be a redis:// or amqp:// URL, not {url!r}")
+    raise ConfigurationError(
+        f"the broker must be a redis:// or amqp:// URL, not {redact_url(url)!r}"
+    )
 
 
 def _retry_delivery(retries: int, exc: BaseException) -> bool:

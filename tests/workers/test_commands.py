@@ -61,6 +61,14 @@ def test_bad_arguments_exit_2_before_any_work(args: tuple[str, ...], message: st
     assert "Traceback" not in out.stderr
 
 
+def test_passwords_in_urls_stay_out_of_messages() -> None:
+    out = run("worker", "--broker", "kafka://user:s3cret@broker.internal:9092")
+    assert out.returncode == 2 and "kafka://user:***@broker.internal:9092" in out.stderr
+    missing = run("status", "nope", "--store", f"redis://:s3cret@{redis_url()[8:]}")
+    assert missing.returncode == 1 and "no job 'nope' in redis://:***@" in missing.stderr
+    assert "s3cret" not in out.stderr + missing.stderr
+
+
 def test_submit_with_one_id_for_two_files_is_refused(tmp_path: Path, prefix: str) -> None:
     a, b = burst_media(tmp_path / "a.flac"), burst_media(tmp_path / "b.flac")
     out = run("submit", str(a), str(b), "--job-id", "x", prefix=prefix)
