@@ -105,9 +105,10 @@ async def run_job(
     when the job is cancelled (or deleted) from anywhere; the run then writes nothing
     more. A delivery for a job that is not ``queued`` does nothing (``SKIPPED``).
 
-    Only a store error *before* the claim is raised (``StoreError``): nothing about
-    the job could be learned or changed, so the engine should deliver the id again
-    later. Every later error is in the report and in the store; the job's own
+    Only a store error before or in the claim is raised (``StoreError``): the job
+    could not be read or claimed, so the engine should deliver the id again later (a
+    claim that took effect though its answer was lost leaves the job ``running`` under
+    a lease nobody renews: the sweep requeues it once that expires). Every later error is in the report and in the store; the job's own
     failures (a file that is not media, a source this worker cannot read, a
     transcriber error) end it ``failed`` with the error, never in a retry loop.
     """
@@ -283,6 +284,8 @@ async def sweep_forever(
     while True:
         try:
             await sweep(store, enqueue, max_attempts=max_attempts)
+        except StoreError as exc:  # an outage: one line each time, not a traceback
+            log.warning("sweep: %s: %s; trying again in %g s", type(exc).__name__, exc, interval)
         except Exception:
             log.exception("sweep failed at %s; trying again in %g s", utcnow(), interval)
         await anyio.sleep(interval)
