@@ -108,9 +108,10 @@ async def run_job(
     Only a store error before or in the claim is raised (``StoreError``): the job
     could not be read or claimed, so the engine should deliver the id again later (a
     claim that took effect though its answer was lost leaves the job ``running`` under
-    a lease nobody renews: the sweep requeues it once that expires). Every later error is in the report and in the store; the job's own
-    failures (a file that is not media, a source this worker cannot read, a
-    transcriber error) end it ``failed`` with the error, never in a retry loop.
+    a lease nobody renews: the sweep requeues it once that expires). Every later
+    error is in the report and in the store; the job's own failures (a file that is
+    not media, a source this worker cannot read, a transcriber error) end it
+    ``failed`` with the error, never in a retry loop.
     """
     store = pipeline.store
     job = await store.get(job_id)
