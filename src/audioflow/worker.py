@@ -74,6 +74,10 @@ class Outcome(enum.StrEnum):
     #: The run lost its lease (the store was unreachable for a whole lease, or another
     #: worker took the job over); it stopped and wrote nothing more.
     LOST = "lost"
+    #: This process let go of the job (``detach`` was set: it is shutting down). The job
+    #: stays ``running`` until its lease expires; the sweep then requeues it, and the
+    #: next run resumes from its checkpoint.
+    DETACHED = "detached"
 
 
 class RunReport(msgspec.Struct, frozen=True, kw_only=True):
@@ -95,7 +99,11 @@ _SKIP_REASONS = {
 
 
 async def run_job(
-    pipeline: Pipeline, job_id: str, *, on_progress: ProgressCallback | None = None
+    pipeline: Pipeline,
+    job_id: str,
+    *,
+    on_progress: ProgressCallback | None = None,
+    detach: anyio.Event | None = None,
 ) -> RunReport:
     """Run the queued job ``job_id`` with ``pipeline`` (its store, transcriber, lease).
 
@@ -104,6 +112,8 @@ async def run_job(
     ``failed``. Meanwhile it watches the job in the store, and stops within a moment
     when the job is cancelled (or deleted) from anywhere; the run then writes nothing
     more. A delivery for a job that is not ``queued`` does nothing (``SKIPPED``).
+    Setting ``detach`` (a process shutting down) stops the run without ending the job
+    (``DETACHED``): it is recovered as after a crash, from its checkpoint.
 
     Only a store error before or in the claim is raised (``StoreError``): the job
     could not be read or claimed, so the engine should deliver the id again later (a
@@ -136,9 +146,20 @@ async def run_job(
             run.abandon()  # the job is not this run's any more: write nothing
             stop.cancel()
 
+    detached = False
+
+    async def wait_for_detach(event: anyio.Event) -> None:
+        nonlocal detached
+        await event.wait()
+        detached = True
+        run.abandon()  # leave the job to its lease: the sweep recovers it
+        stop.cancel()
+
     report: RunReport | None = None
     async with anyio.create_task_group() as tg:
         tg.start_soon(watch_for_cancel)
+        if detach is not None:
+            tg.start_soon(wait_for_detach, detach)
         try:
             with stop:
                 await run.execute(lambda: pipeline._execute(run, job.source))
@@ -153,7 +174,9 @@ async def run_job(
             )
         finally:
             tg.cancel_scope.cancel()
-    if report is None:  # the stop scope caught its own cancellation
+    if report is None and detached:
+        report = RunReport(job_id=job_id, outcome=Outcome.DETACHED, reason="let go")
+    elif report is None:  # the stop scope caught its own cancellation
         report = RunReport(
             job_id=job_id, outcome=Outcome.CANCELLED, reason="cancelled from elsewhere"
         )

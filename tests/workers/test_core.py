@@ -244,3 +244,32 @@ async def test_the_sweep_requeues_expired_leases_and_enqueues_them_once(media: P
     assert await sweep(store, queue, max_attempts=3) == [] and queue.ids == ["dead"]
     report = await run_job(pipeline_for(store, Counting()), "dead")
     assert report.outcome is Outcome.COMPLETED
+
+
+async def test_detach_lets_go_of_the_job_for_the_sweep_to_recover(media: Path) -> None:
+    clock = FakeClock()
+    store = MemoryJobStore(clock=clock)
+    queue = Enqueued()
+    first = Counting(pause=0.2)
+    await submit(store, media, queue, job_id="d")
+    detach = anyio.Event()
+    reports = []
+
+    async def deliver() -> None:
+        reports.append(await run_job(pipeline_for(store, first), "d", detach=detach))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(deliver)
+        await first.started.wait()
+        detach.set()  # the process shuts down
+    assert reports[0].outcome is Outcome.DETACHED
+    job = await store.get("d")
+    assert job is not None and job.status is JobStatus.RUNNING and job.lease is not None
+    kept = {w.index for w in job.checkpoint.windows} if job.checkpoint else set()
+    clock.advance(61)  # the lease (60 s) runs out; the sweep requeues and enqueues it
+    assert [j.id for j in await sweep(store, queue)] == ["d"] and queue.ids == ["d", "d"]
+    second = Counting()
+    assert (await run_job(pipeline_for(store, second), "d")).outcome is Outcome.COMPLETED
+    assert not kept & {index for _, index in second.sent}  # saved windows not sent again
+    done = await store.get("d")
+    assert done is not None and done.status is JobStatus.COMPLETED and done.attempts == 2
