@@ -8,6 +8,7 @@
     audioflow watch JOB_ID --store URL [--out DIR]
     audioflow cancel JOB_ID --store URL
     audioflow status [JOB_ID] --store URL
+    audioflow serve --store URL [--broker URL] [--host H] [--port P]
     audioflow --version
 
 ``--store`` and ``--broker`` default to ``AUDIOFLOW_STORE`` and ``AUDIOFLOW_BROKER``.
@@ -145,6 +146,33 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("job_id")
     _store_flags(a)
     a.add_argument("--out", type=Path, default=None, help="write its renderings here")
+
+    v = sub.add_parser("serve", help="run the HTTP service (API, live events, web page)")
+    _store_flags(v)
+    v.add_argument(
+        "--broker",
+        default=os.environ.get("AUDIOFLOW_BROKER"),
+        help="send jobs to workers on this broker (default: run them in this process)",
+    )
+    v.add_argument("--queue", default="audioflow", help="queue name (default: audioflow)")
+    v.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    v.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    v.add_argument(
+        "--upload-dir",
+        type=Path,
+        default=Path("audioflow-uploads"),
+        help="where uploads are kept (shared storage when workers run elsewhere)",
+    )
+    v.add_argument(
+        "--max-upload-mb", type=int, default=2048, help="largest upload in MB (default: 2048)"
+    )
+    v.add_argument(
+        "--transcriber",
+        default="whisper",
+        help="without --broker: whisper (default), deepgram, or package.module:factory",
+    )
+    v.add_argument("--vad", choices=("energy", "webrtc", "silero"), default=None)
+    v.add_argument("--max-running", type=int, default=2, help="jobs at once without --broker (2)")
 
     c = sub.add_parser("cancel", help="cancel a queued or running job")
     c.add_argument("job_id")
@@ -364,6 +392,48 @@ def _worker(args: argparse.Namespace) -> int:
     return status
 
 
+def _serve(args: argparse.Namespace) -> int:
+    """Check the settings, build the app, and serve it with uvicorn until stopped."""
+    try:
+        import uvicorn
+
+        from .service import create_app, keys_from_env
+    except ImportError:
+        raise UsageError("`audioflow serve` needs: pip install 'audioflow[service]'") from None
+    if args.max_running < 1 or args.max_upload_mb < 1:
+        raise UsageError("--max-running and --max-upload-mb must be at least 1")
+    try:
+        keys = keys_from_env()
+        store_from_url(args.store, prefix=args.prefix, memory=False)
+        if args.broker is None and args.transcriber not in ("whisper", "deepgram"):
+            WorkerConfig(store=args.store, broker="", transcriber=args.transcriber).check()
+    except ConfigurationError as exc:
+        raise UsageError(str(exc)) from None
+    if not keys:
+        raise UsageError("set AUDIOFLOW_API_KEYS (name:key[:webhook_secret],...) or _FILE")
+    store = store_from_url(args.store, prefix=args.prefix, memory=False)
+    kwargs: dict[str, object] = {}
+    if args.broker is not None:
+        from .dramatiq import DramatiqQueue
+
+        kwargs["enqueue"] = DramatiqQueue(args.broker, queue_name=args.queue).enqueue
+    else:
+        config = WorkerConfig(
+            store=args.store, broker="", transcriber=args.transcriber, vad=args.vad
+        )
+        kwargs["pipeline"] = lambda: config.pipeline(store)
+        kwargs["max_running"] = args.max_running
+    app = create_app(
+        store,
+        keys=keys,
+        upload_dir=args.upload_dir,
+        max_upload_bytes=args.max_upload_mb * 1024 * 1024,
+        **kwargs,  # type: ignore[arg-type]
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0
+
+
 async def _submit(args: argparse.Namespace) -> int:
     if args.job_id is not None and len(args.files) > 1:
         raise UsageError("--job-id names one job: give one FILE with it")
@@ -498,6 +568,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "worker":
             return _worker(args)
+        if args.command == "serve":
+            return _serve(args)
         commands = {
             "transcribe": _transcribe,
             "status": _status,
