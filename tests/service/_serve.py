@@ -6,7 +6,7 @@ CONFIG_JSON holds ``port``, ``redis`` (URL), ``prefix``, ``upload_dir``, ``keys`
 of ApiKey fields), and optionally ``transcriber`` (``bursts``, the default: the
 model-free test transcriber, or ``whisper``: the bundled model), ``pause`` (seconds a
 window, to catch jobs running), ``max_upload_bytes``, ``max_duration``, ``max_running``,
-``webhook_backoff``.
+``webhook_backoff``, ``webhook_timeout``.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ def main(config: dict[str, object]) -> None:
         max_duration=config.get("max_duration"),  # type: ignore[arg-type]
         max_running=int(config.get("max_running", 4)),  # type: ignore[call-overload]
         webhook_backoff=float(config.get("webhook_backoff", 0.2)),  # type: ignore[arg-type]
+        webhook_timeout=float(config.get("webhook_timeout", 10.0)),  # type: ignore[arg-type]
     )
     uvicorn.run(app, host="127.0.0.1", port=int(config["port"]), log_level="warning")  # type: ignore[call-overload]
 
