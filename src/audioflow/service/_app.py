@@ -529,6 +529,8 @@ def create_app(
         created = False
         try:
             size, digest = await _receive(request, path, service.max_upload_bytes)
+            if length is None:  # chunked: what arrived counts (the budget was checked)
+                ring.reserve_upload(key, size, check=False)
             try:
                 await Decode(max_duration=service.max_duration).probe(path)
             except DecodeError as exc:

@@ -145,14 +145,15 @@ class KeyRing:
         if owner in self._usage:
             self._usage[owner].active.discard(job_id)
 
-    def reserve_upload(self, key: ApiKey, nbytes: int) -> None:
-        """Count ``nbytes`` against ``key``'s upload budget, or raise :class:`Limited`."""
+    def reserve_upload(self, key: ApiKey, nbytes: int, *, check: bool = True) -> None:
+        """Count ``nbytes`` against ``key``'s upload budget, or raise :class:`Limited`
+        (``check=False``: count bytes already received, whatever the budget says)."""
         usage = self._usage[key.name]
         now = time.monotonic()
         while usage.uploads and usage.uploads[0][0] <= now - key.window:
             usage.uploads.popleft()
         used = sum(n for _, n in usage.uploads)
-        if used + nbytes > key.max_upload_bytes:
+        if check and used + nbytes > key.max_upload_bytes:
             # The budget frees as the oldest uploads leave the window.
             freed, wait = used + nbytes - key.max_upload_bytes, key.window
             for at, n in usage.uploads:
@@ -166,11 +167,3 @@ class KeyRing:
                 retry_after=wait,
             )
         usage.uploads.append((now, nbytes))
-
-    def refund_upload(self, key: ApiKey, nbytes: int) -> None:
-        """Give back a reservation whose upload did not become a job."""
-        usage = self._usage[key.name]
-        for i, (_, n) in enumerate(reversed(usage.uploads)):
-            if n == nbytes:
-                del usage.uploads[len(usage.uploads) - 1 - i]
-                return
