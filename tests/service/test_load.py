@@ -86,7 +86,7 @@ def test_fifty_concurrent_uploads_all_complete(tmp_path: Path) -> None:
             # Every job reaches `completed` (polled; bounded).
             pending = {job["id"]: freq for freq, job in jobs.items()}
             done: dict[int, dict[str, Any]] = {}
-            deadline = time.monotonic() + 90
+            deadline = time.monotonic() + 60
             while pending:
                 for job_id, freq in list(pending.items()):
                     got = client.get(f"/v1/jobs/{job_id}")
