@@ -1,6 +1,5 @@
 """``create_app``: the HTTP service over audioflow's public API (FastAPI)."""
 
-
 import hashlib
 import json
 import logging
