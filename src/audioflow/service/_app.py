@@ -209,7 +209,15 @@ class _Service:
 
     def _follow(self, job_id: str, owner: str) -> None:
         assert self.tg is not None
-        self.tg.start_soon(self._follow_until_end, job_id, owner)
+        self.tg.start_soon(self._follow_safely, job_id, owner)
+
+    async def _follow_safely(self, job_id: str, owner: str) -> None:
+        # A follower runs in the app's task group: its error must not stop the app.
+        try:
+            await self._follow_until_end(job_id, owner)
+        except Exception:
+            log.exception("job %s: following it failed", job_id)
+            self.ring.end_job(owner, job_id)
 
     async def _follow_until_end(self, job_id: str, owner: str) -> None:
         """Free the owner's slot when the job ends, then send its webhook."""
