@@ -67,6 +67,25 @@ def test_packer_fills_windows_without_exceeding_them() -> None:
         assert w.timeline.packed_duration == pytest.approx(w.window.duration)
 
 
+def test_packer_takes_segments_that_touch_or_overlap() -> None:
+    # Padded segments that meet in the middle of a short pause touch; in seconds they
+    # can overlap by a rounding error (this failed a job with padding=0.4). A real
+    # overlap loses the later segment's head: spans stay ordered and disjoint.
+    audio = np.arange(3 * RATE, dtype=np.float32)
+    first = SpeechSegment(start=0.1 + 0.2, end=1.0, samples=audio[4800:16000])
+    touching = SpeechSegment(start=1.0 - 1e-12, end=1.5, samples=audio[16000:24000])
+    overlapping = SpeechSegment(start=1.4, end=2.0, samples=audio[22400:32000])
+    packer = WindowPacker(30.0, gap=0.0)
+    for segment in (first, touching, overlapping):
+        assert packer.push(segment) == []
+    (window,) = packer.finish()
+    pieces = window.timeline.pieces
+    edges = [t for p in pieces for t in (p.original_start, p.original_end)]
+    assert edges == pytest.approx([0.3, 1.0, 1.0, 1.5, 1.5, 2.0])
+    # The overlapping head (1.4-1.5 s) was dropped, not transcribed twice.
+    assert np.array_equal(window.window.samples, audio[4800:32000])
+
+
 def test_packer_cuts_a_segment_longer_than_a_window() -> None:
     long = SpeechSegment(start=10.0, end=22.0, samples=np.ones(12 * RATE, dtype=np.float32))
     packer = WindowPacker(5.0)

@@ -67,6 +67,15 @@ class WindowPacker:
         limit = math.floor(self.max_window * self.sample_rate)
         out = []
         start, samples = segment.start, segment.samples
+        if self._pieces:
+            # Segments that touch (padding met in the middle of a pause) can overlap by
+            # a rounding error in seconds; one that really overlaps loses its head. The
+            # window's timeline needs ordered, disjoint spans.
+            last_start, last = self._pieces[-1]
+            last_end = last_start + len(last) / self.sample_rate
+            if start < last_end:
+                samples = samples[round((last_end - start) * self.sample_rate) :]
+                start = last_end
         while len(samples):
             room = limit - self._length - self._gap_samples()
             if room <= 0 or (len(samples) > room and self._pieces):
