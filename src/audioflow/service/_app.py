@@ -70,7 +70,6 @@ CONTENT_TYPES = {
     "md": "text/markdown; charset=utf-8",
 }
 _WEBHOOK_SUFFIX = ".webhook"
-_CHUNK_LOG = 64 * 1024
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut} for code in (400, 401, 404, 409, 413, 415, 422, 429, 503)
 }
