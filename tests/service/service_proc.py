@@ -15,10 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 
+from audioflow.testing.media import AudioTrack, write_media
 from redis_helpers import delete_prefix, redis_url
 
 HERE = Path(__file__).parent
+RATE = 16_000
 ALICE = {"name": "alice", "key": "alice-key-0123456789", "webhook_secret": "alice-hook-secret"}
 BOB = {"name": "bob", "key": "bob-key-0123456789ab"}
 
@@ -86,3 +89,42 @@ def service(tmp: Path, **config: Any) -> Iterator[Service]:
             proc.wait()
         log.close()
         delete_prefix(redis_url(), prefix)
+
+
+def bursts(path: Path, count: int = 6) -> Path:
+    """``count`` tone bursts 2.3 s apart: one 2 s window each two (test transcriber)."""
+    audio = np.zeros(round((2.0 + 2.3 * count) * RATE), dtype=np.float32)
+    for i in range(count):
+        start = round((1.0 + 2.3 * i) * RATE)
+        t = np.arange(round(0.4 * RATE)) / RATE
+        audio[start : start + len(t)] = 0.5 * np.sin(2 * np.pi * (440 + 40 * i) * t)
+    return write_media(path, AudioTrack(samples=audio, sample_rate=RATE))
+
+
+def events(client: httpx.Client, url: str, last: str | None = None) -> Iterator[dict[str, Any]]:
+    """The server-sent events of ``url`` as dicts (``id``, ``event``, parsed ``data``)."""
+    headers = {"Last-Event-ID": last} if last else {}
+    with client.stream("GET", url, headers=headers) as answer:
+        assert answer.status_code == 200, answer.read()
+        assert answer.headers["content-type"].startswith("text/event-stream")
+        event: dict[str, Any] = {}
+        for line in answer.iter_lines():
+            if not line:
+                if "data" in event:
+                    yield event
+                event = {}
+            elif line.startswith(":"):
+                continue
+            else:
+                name, _, value = line.partition(":")
+                value = value.removeprefix(" ")
+                event[name] = json.loads(value) if name == "data" else value
+
+
+def upload(client: httpx.Client, path: Path, **params: str) -> httpx.Response:
+    return client.post(
+        "/v1/jobs",
+        params={"filename": path.name, **params},
+        content=path.read_bytes(),
+        headers={"Content-Type": "application/octet-stream"},
+    )

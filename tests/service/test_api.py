@@ -16,25 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
-from service_proc import ALICE, BOB, Service, service
-
-from audioflow.testing.media import AudioTrack, write_media
+from service_proc import ALICE, BOB, Service, bursts, events, service, upload
 
 pytestmark = pytest.mark.slow
-
-RATE = 16_000
-
-
-def bursts(path: Path, count: int = 6) -> Path:
-    """``count`` tone bursts 2.3 s apart: one 2 s window each two (test transcriber)."""
-    audio = np.zeros(round((2.0 + 2.3 * count) * RATE), dtype=np.float32)
-    for i in range(count):
-        start = round((1.0 + 2.3 * i) * RATE)
-        t = np.arange(round(0.4 * RATE)) / RATE
-        audio[start : start + len(t)] = 0.5 * np.sin(2 * np.pi * (440 + 40 * i) * t)
-    return write_media(path, AudioTrack(samples=audio, sample_rate=RATE))
 
 
 @pytest.fixture(scope="module")
@@ -46,26 +31,6 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     with service(tmp_path_factory.mktemp("service"), pause=0.05) as s:
         yield s
-
-
-def events(client: httpx.Client, url: str, last: str | None = None) -> Iterator[dict[str, Any]]:
-    """The server-sent events of ``url`` as dicts (``id``, ``event``, parsed ``data``)."""
-    headers = {"Last-Event-ID": last} if last else {}
-    with client.stream("GET", url, headers=headers) as answer:
-        assert answer.status_code == 200, answer.read()
-        assert answer.headers["content-type"].startswith("text/event-stream")
-        event: dict[str, Any] = {}
-        for line in answer.iter_lines():
-            if not line:
-                if "data" in event:
-                    yield event
-                event = {}
-            elif line.startswith(":"):
-                continue
-            else:
-                name, _, value = line.partition(":")
-                value = value.removeprefix(" ")
-                event[name] = json.loads(value) if name == "data" else value
 
 
 def stream_until_answered(url: str, limit: int) -> tuple[int, int]:
@@ -88,15 +53,6 @@ def stream_until_answered(url: str, limit: int) -> tuple[int, int]:
             sent += 0x4000
         head = sock.recv(65536).decode(errors="replace")
     return sent, int(head.split()[1])
-
-
-def upload(client: httpx.Client, path: Path, **params: str) -> httpx.Response:
-    return client.post(
-        "/v1/jobs",
-        params={"filename": path.name, **params},
-        content=path.read_bytes(),
-        headers={"Content-Type": "application/octet-stream"},
-    )
 
 
 def assert_error(answer: httpx.Response, status: int, kind: str | None = None) -> dict[str, Any]:

@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from service_proc import ALICE, service
-from test_api import bursts, events, upload
+from service_proc import ALICE, bursts, events, service, upload
 
 from audioflow.service import SIGNATURE_HEADER, sign, verify_signature
 
