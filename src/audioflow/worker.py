@@ -34,7 +34,7 @@ from ._jobrun import admit
 from ._writers import ProgressCallback
 from .errors import InvalidTransitionError, LeaseLostError, StoreError
 from .records import EventKind, Job, JobError, JobOptions, JobStatus, utcnow
-from .store._watch import watching
+from .store._watch import last_event
 from .store.protocol import JobStore
 
 if TYPE_CHECKING:
@@ -184,25 +184,14 @@ async def run_job(
 
 
 async def _ended_elsewhere(store: JobStore, job_id: str) -> bool:
-    """Wait until the job is cancelled or deleted (``True``), or finished (``False``).
-
-    A store error while watching is logged and the watch started again a second later:
-    a watcher that cannot see the store must not end the run (the lease decides that).
-    """
-    cursor: str | None = None
-    while True:
-        try:
-            async with watching(store, job_id, cursor=cursor) as events:
-                async for event in events:
-                    cursor = event.cursor
-                    if event.kind is EventKind.DELETED or event.status is JobStatus.CANCELLED:
-                        return True
-                    if event.status in (JobStatus.COMPLETED, JobStatus.FAILED):
-                        return False
-            return True  # the watch ended without a final status: the job is gone
-        except StoreError as exc:
-            log.warning("job %s: watching for a cancel failed (%s); retrying", job_id, exc)
-            await anyio.sleep(1.0)
+    """Wait until the job ends: ``True`` if it was cancelled, deleted or is gone (not by
+    this run), ``False`` if it completed or failed."""
+    last = await last_event(store, job_id)
+    return (
+        last is None
+        or last.kind is EventKind.DELETED
+        or last.status not in (JobStatus.COMPLETED, JobStatus.FAILED)
+    )
 
 
 def _skipped(job_id: str, reason: str) -> RunReport:

@@ -273,3 +273,33 @@ async def test_detach_lets_go_of_the_job_for_the_sweep_to_recover(media: Path) -
     assert not kept & {index for _, index in second.sent}  # saved windows not sent again
     done = await store.get("d")
     assert done is not None and done.status is JobStatus.COMPLETED and done.attempts == 2
+
+
+async def test_a_cancel_while_the_watch_is_down_still_stops_the_run(media: Path) -> None:
+    # The run's watch fails and is resumed a second later; meanwhile the cancel dropped
+    # the lease, so the run's next write is refused (LOST) if the resumed watch has not
+    # stopped it first (CANCELLED). Either way it stops at once and writes nothing.
+    inner = MemoryJobStore()
+    store = FaultyStore(inner, fail={"watch": 1})  # the run's first watch fails
+    transcriber = Counting(pause=0.3)
+    await submit(store, media, Enqueued(), job_id="w")  # type: ignore[arg-type]
+    reports = []
+    ended = anyio.Event()
+
+    async def deliver() -> None:
+        reports.append(await run_job(pipeline_for(store, transcriber), "w"))  # type: ignore[arg-type]
+        ended.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(deliver)
+        await transcriber.started.wait()
+        await cancel(inner, "w")
+        with anyio.fail_after(2):
+            await ended.wait()
+    assert store.faults == [("watch", 1)]
+    assert reports[0].outcome in (Outcome.CANCELLED, Outcome.LOST)
+    sent = len(transcriber.sent)
+    await anyio.sleep(0.4)
+    assert len(transcriber.sent) == sent < WINDOWS
+    job = await inner.get("w")
+    assert job is not None and job.status is JobStatus.CANCELLED

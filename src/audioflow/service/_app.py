@@ -41,7 +41,7 @@ from ..records import (
 )
 from ..render import FORMATS
 from ..stages.decode import Decode
-from ..store._watch import watching
+from ..store._watch import last_event
 from ..store.protocol import JobStore
 from ..worker import Enqueue, cancel, run_job, sweep_forever
 from ._auth import ApiKey, KeyRing, Limited, keys_from_env
@@ -220,17 +220,8 @@ class _Service:
 
     async def _follow_until_end(self, job_id: str, owner: str) -> None:
         """Free the owner's slot when the job ends, then send its webhook."""
-        job: Job | None = None
-        while True:
-            try:
-                async with watching(self.store, job_id) as events:
-                    async for _ in events:
-                        pass
-                job = await self.store.get(job_id)
-                break
-            except StoreUnavailableError as exc:
-                log.warning("job %s: following it failed (%s); retrying", job_id, exc)
-                await anyio.sleep(1.0)
+        await last_event(self.store, job_id)
+        job = await self.store.get(job_id)
         self.ring.end_job(owner, job_id)
         if job is not None and job.status in FINISHED_STATUSES:
             await self._deliver_webhook(job)
