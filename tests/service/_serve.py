@@ -6,7 +6,8 @@ CONFIG_JSON holds ``port``, ``redis`` (URL), ``prefix``, ``upload_dir``, ``keys`
 of ApiKey fields), and optionally ``transcriber`` (``bursts``, the default: the
 model-free test transcriber, or ``whisper``: the bundled model), ``pause`` (seconds a
 window, to catch jobs running), ``max_upload_bytes``, ``max_duration``, ``max_running``,
-``webhook_backoff``, ``webhook_timeout``.
+``webhook_backoff``, ``webhook_timeout``, ``lease_seconds``; ``prefix`` may be given
+to share a store prefix with an earlier service (a restart).
 """
 
 from __future__ import annotations
@@ -46,7 +47,10 @@ def main(config: dict[str, object]) -> None:
         pipeline = Pipeline.default(store=store)
     else:
         transcriber: Transcriber = Paused(float(config.get("pause", 0.0)))  # type: ignore[arg-type]
-        pipeline = Pipeline(transcriber, store=store, vad="energy", concurrency=1)
+        lease = float(config.get("lease_seconds", 60.0))  # type: ignore[arg-type]
+        pipeline = Pipeline(
+            transcriber, store=store, vad="energy", concurrency=1, lease_seconds=lease
+        )
     keys = [ApiKey(**k) for k in config["keys"]]  # type: ignore[attr-defined]
     app = create_app(
         store,

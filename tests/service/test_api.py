@@ -246,3 +246,25 @@ def test_per_key_limits_are_429_with_retry_after(tmp_path: Path, media: Path) ->
             over = upload(bob, media)
             assert_error(over, 429, "TooManyRequests")
             assert int(over.headers["retry-after"]) > 60  # the hour's budget is spent
+
+
+def test_an_interrupted_upload_leaves_nothing(server: Service) -> None:
+    with server.client() as client:
+        before = {j["id"] for j in client.get("/v1/jobs", params={"limit": 200}).json()["jobs"]}
+    files = set(server.upload_dir.iterdir())
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(
+            b"POST /v1/jobs?filename=cut.wav HTTP/1.1\r\n"
+            + f"Host: {host}:{port}\r\nAuthorization: Bearer {ALICE['key']}\r\n".encode()
+            + b"Content-Length: 1000000\r\n\r\n"
+            + b"\0" * 100_000
+        )
+    # The client went away after a tenth of its body: the partial file is removed.
+    deadline = time.monotonic() + 10
+    while set(server.upload_dir.iterdir()) != files:
+        assert time.monotonic() < deadline, list(server.upload_dir.iterdir())
+        time.sleep(0.05)
+    with server.client() as client:
+        after = {j["id"] for j in client.get("/v1/jobs", params={"limit": 200}).json()["jobs"]}
+    assert after == before
