@@ -10,20 +10,17 @@ sweep plus its remaining work once the store is back.
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
 import pytest
-import redis
 from worker_procs import burst_media, cluster, wait_for
 
 from audioflow import JobStatus, RedisJobStore
 from audioflow.dramatiq import DramatiqQueue
+from redis_helpers import DurableRedis
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -36,58 +33,18 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-class Server:
-    """A redis-server on a port of its own, persisting to ``folder``; killable."""
-
-    def __init__(self, folder: Path) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.skip("redis-server is not installed")
-        self.binary, self.folder = binary, folder
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.start()
-
-    def start(self) -> None:
-        where = ["--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder)]
-        durable = ["--save", "", "--appendonly", "yes", "--appendfsync", "always"]
-        self.proc = subprocess.Popen([self.binary, *where, *durable], stdout=subprocess.DEVNULL)
-        wait_for(self.answers, 10, f"redis-server on port {self.port}")
-
-    def answers(self) -> bool:
-        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5)
-        try:
-            return bool(client.ping())
-        except redis.RedisError:
-            return False
-        finally:
-            client.close()
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.kill()
-
-
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
+def server(tmp_path: Path) -> Iterator[DurableRedis]:
     folder = tmp_path / "store"
     folder.mkdir()
-    s = Server(folder)
+    s = DurableRedis(folder)
     try:
         yield s
     finally:
         s.stop()
 
 
-async def test_jobs_recover_from_a_store_restart(server: Server, tmp_path: Path) -> None:
+async def test_jobs_recover_from_a_store_restart(server: DurableRedis, tmp_path: Path) -> None:
     media = burst_media(tmp_path / "long.flac", count=12)  # 6 windows: 3 s as a slow- job
     ids = [f"slow-r{i}" for i in range(6)]
     with cluster(
