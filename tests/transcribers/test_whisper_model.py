@@ -80,6 +80,43 @@ def test_a_corrupted_model_file_is_detected_and_rebuilt(tmp_path: Path, built: P
     assert leftovers(built) == []
 
 
+def test_a_verified_cache_is_not_hashed_again(
+    tmp_path: Path, built: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hashed: list[Path] = []
+    real = wm._sha256
+    monkeypatch.setattr(wm, "_sha256", lambda path: hashed.append(path) or real(path))
+    bundled_model_dir(tmp_path / "cache")
+    bundled_model_dir(tmp_path / "cache")
+    assert hashed == []  # the build's stamp vouches for the unchanged file
+
+
+def test_a_damaged_stamp_only_costs_a_hash(
+    tmp_path: Path, built: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (built / wm._STAMP).write_text("{not json")
+    hashed: list[Path] = []
+    real = wm._sha256
+    monkeypatch.setattr(wm, "_sha256", lambda path: hashed.append(path) or real(path))
+    bundled_model_dir(tmp_path / "cache")
+    bundled_model_dir(tmp_path / "cache")
+    assert hashed == [built / "model.bin"]  # hashed once, stamped again
+
+
+def test_a_file_changed_in_place_with_its_old_mtime_is_still_rebuilt(
+    tmp_path: Path, built: Path
+) -> None:
+    model = built / "model.bin"
+    before = model.stat()
+    with model.open("r+b") as f:
+        f.seek(4096)
+        f.write(b"\xff" * 16)
+    os.utime(model, ns=(before.st_atime_ns, before.st_mtime_ns))  # mtime put back
+    assert model.stat().st_mtime_ns == before.st_mtime_ns
+    bundled_model_dir(tmp_path / "cache")
+    assert sha256(model) == BUNDLED_MODEL_SHA256
+
+
 def test_a_partial_model_file_is_rebuilt(tmp_path: Path, built: Path) -> None:
     model = built / "model.bin"
     with model.open("r+b") as f:

