@@ -13,6 +13,7 @@ or finished but not yet emitted, together.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Mapping
 
@@ -238,6 +239,16 @@ class Transcribe:
                         results[packed.window.index] = (result, packed.timeline)
                     notify()
 
+        async def preload() -> None:
+            # A transcriber with a model to load (WhisperTranscriber.load) loads it while
+            # the source is decoded and searched for speech, instead of after. A failure
+            # here is left to the first transcribe call, which raises it with the job's
+            # context (or never, when the source has no speech).
+            load = getattr(self.transcriber, "load", None)
+            if load is not None:
+                with contextlib.suppress(Exception):
+                    await load()
+
         async def emit() -> None:
             async with outbox:
                 index = 0
@@ -257,6 +268,7 @@ class Transcribe:
 
         try:
             async with anyio.create_task_group() as tg:
+                tg.start_soon(preload)
                 tg.start_soon(pack)
                 async with receive_windows:
                     for _ in range(self.concurrency):

@@ -50,7 +50,10 @@ class Transcriber(Protocol):
         max_batch: most windows one ``transcribe`` call accepts (1: no batching).
 
     Optional: ``pack_gap`` (float), the seconds of silence the ``Transcribe`` stage
-    puts between packed speech segments for this transcriber.
+    puts between packed speech segments for this transcriber; ``async load()``, which
+    the stage awaits as it starts, beside decoding and speech detection, so that a
+    model is loaded by the time the first window is ready (an error it raises is left
+    to the first ``transcribe`` call).
     """
 
     name: str
