@@ -41,6 +41,7 @@ from .store._rules import check_lease_seconds
 from .store.memory import MemoryJobStore
 from .store.protocol import JobStore
 from .transcribers.base import Transcriber
+from .vad.segments import SegmentRules
 
 __all__ = ["Pipeline", "ProgressCallback", "current_job_id"]
 
@@ -63,6 +64,10 @@ class Pipeline:
         formats: renderings to produce (``srt``, ``vtt``, ``json``, ``txt``, ``md``).
         rules: caption rules for SRT/WebVTT.
         vad: speech-detection backend (``energy``, ``webrtc``, ``silero``).
+        speech_rules: how detected speech becomes segments (minimum silence, padding,
+            ...). Default: the transcriber's ``speech_rules`` if it has them
+            (``WhisperTranscriber``: faster-whisper's batched settings), else
+            :class:`~audioflow.vad.SegmentRules` ().
         chunk_seconds: decode chunk length. Every chunk costs a few thread hops and
             numpy calls per stage, which contend for the GIL with the decoder; long
             chunks amortise that (2 minutes: about 8 MB per chunk in flight, a handful
@@ -100,6 +105,7 @@ class Pipeline:
         formats: Sequence[str] = ALL_FORMATS,
         rules: CaptionRules | None = None,
         vad: str = "energy",
+        speech_rules: SegmentRules | None = None,
         chunk_seconds: float = 120.0,
         max_duration: float | None = None,
         max_bytes: int | None = None,
@@ -118,6 +124,10 @@ class Pipeline:
         self.formats = tuple(formats)
         self.rules = rules or CaptionRules()
         self.vad = vad
+        default_rules = getattr(transcriber, "speech_rules", None)
+        self.speech_rules = speech_rules or (
+            default_rules if isinstance(default_rules, SegmentRules) else SegmentRules()
+        )
         self.chunk_seconds = chunk_seconds
         self.max_duration = max_duration
         self.max_bytes = max_bytes
@@ -269,7 +279,7 @@ class Pipeline:
         gap = getattr(self.transcriber, "pack_gap", None)
         settings = (
             f"{self.transcriber.name}|{self.transcriber.max_window}|{gap}|{self.vad}|"
-            f"{self.chunk_seconds}"
+            f"{self.speech_rules}|{self.chunk_seconds}"
         )
         return hashlib.sha256(f"{identity}|{settings}".encode()).hexdigest()[:32]
 
@@ -309,7 +319,15 @@ class Pipeline:
             [source],
             decode,
             quality,
-            DetectSpeech(self.vad),
+            DetectSpeech(
+                self.vad,
+                threshold=self.speech_rules.threshold,
+                min_speech=self.speech_rules.min_speech,
+                min_silence=self.speech_rules.min_silence,
+                padding=self.speech_rules.padding,
+                max_segment=self.speech_rules.max_segment,
+                neg_threshold=self.speech_rules.neg_threshold,
+            ),
             transcribe,
             function_stage(position, name="transcribe"),
             ctx=ctx,

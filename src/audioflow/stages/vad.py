@@ -34,13 +34,15 @@ class DetectSpeech:
     Args:
         backend: ``"energy"``, ``"webrtc"``, ``"silero"`` or a
             :class:`~audioflow.vad.VadBackend` instance.
-        threshold: speech probability that starts speech (it continues down to
-            ``threshold - 0.15``).
+        threshold: speech probability that starts speech; a pause starts below
+            ``threshold - 0.15`` and only a frame at ``threshold`` or above ends it.
         min_speech: drop speech shorter than this (seconds).
-        min_silence: silence shorter than this does not end speech.
-        padding: seconds added before and after each segment.
+        min_silence: speech ends at a pause longer than this (seconds).
+        padding: seconds added before and after each segment (rounded up to whole
+            frames of the backend).
         max_segment: longest segment (padding included); longer speech is split at its
             quietest point. ``None`` never splits.
+        neg_threshold: where a pause starts (default ``threshold - 0.15``).
 
     Raises:
         MissingDependencyError: the backend's package is not installed (raised here,
@@ -63,6 +65,7 @@ class DetectSpeech:
         min_silence: float = 0.5,
         padding: float = 0.2,
         max_segment: float | None = 30.0,
+        neg_threshold: float | None = None,
     ) -> None:
         self.backend = make_backend(backend) if isinstance(backend, str) else backend
         self.rules = SegmentRules(
@@ -71,6 +74,7 @@ class DetectSpeech:
             min_silence=min_silence,
             padding=padding,
             max_segment=max_segment,
+            neg_threshold=neg_threshold,
         )
 
     async def run(

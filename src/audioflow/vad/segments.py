@@ -6,19 +6,25 @@ whole array. Feeding in pieces gives exactly the segments of one call.
 
 Rules, in frames of the backend's hop:
 
-* speech starts at a frame with probability ≥ ``threshold`` and continues while
-  frames stay ≥ ``neg_threshold`` (hysteresis); it ends where ``min_silence`` of
-  frames below ``neg_threshold`` begins;
+* speech starts at a frame with probability ≥ ``threshold``; it ends where a pause
+  begins that lasts longer than ``min_silence``. A pause begins at a frame below
+  ``neg_threshold`` and only a frame ≥ ``threshold`` ends it (hysteresis: frames in
+  between neither start speech nor interrupt a pause). These are the rules of Silero
+  VAD's own ``get_speech_timestamps`` (and faster-whisper's copy), which the model's
+  thresholds are tuned for; with them the segments of a recording match
+  faster-whisper's to the frame;
 * speech shorter than ``min_speech`` is dropped;
 * speech longer than ``max_segment - 2 * padding`` is split at its quietest frame
   (lowest energy) in the second half of the allowed length, so every piece, padded,
   fits a transcriber window; pieces of a split are not padded where they meet;
-* ``padding`` is added at both real ends; where the padding of two neighbours would
-  overlap they meet in the middle of the gap between them.
+* ``padding`` (rounded up to whole frames) is added at both real ends; where the
+  padding of two neighbours would overlap they meet in the middle of the gap between
+  them.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,7 +76,9 @@ class SegmentBuilder:
         self.hop = hop
         self._min_speech = round(rules.min_speech / hop)
         self._min_silence = max(1, round(rules.min_silence / hop))
-        self._pad = round(rules.padding / hop)
+        # Padding rounds up to whole frames: never less context than asked for (0.4 s
+        # at Silero's 32 ms is 13 frames, 0.416 s).
+        self._pad = math.ceil(rules.padding / hop - 1e-9)
         self._max_raw = (
             None
             if rules.max_segment is None
@@ -117,9 +125,9 @@ class SegmentBuilder:
                 if prob < low:
                     if self._silence is None:
                         self._silence = i
-                    if i + 1 - self._silence >= self._min_silence:
+                    if i - self._silence >= self._min_silence:
                         self._close(self._silence, split=False, out=out)
-                else:
+                elif prob >= high:
                     self._silence = None
                 if self._start is not None and self._max_raw is not None:
                     if i + 1 - self._start >= self._max_raw:
