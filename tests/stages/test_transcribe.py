@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from audioflow import AudioChunk, SpeechSegment, TranscriberAuthError, TranscriptionError
-from audioflow.stages.base import run_stages
+from audioflow.records import TranscriptSegment
+from audioflow.stages.base import StageContext, run_stages
 from audioflow.stages.transcribe import Transcribe, WindowPacker
 from audioflow.stages.vad import DetectSpeech
 from audioflow.testing.transcribers import BurstTranscriber
@@ -226,3 +227,59 @@ async def test_no_speech_gives_no_segments() -> None:
     transcriber = BurstTranscriber()
     assert await run_stages([], Transcribe(transcriber)) == []
     assert transcriber.calls == 0
+
+
+class _Loading(BurstTranscriber):
+    """Has a model to load; records whether ``load`` ran before the first transcribe."""
+
+    def __init__(self, fail: bool = False) -> None:
+        super().__init__(max_window=5.0)
+        self.events: list[str] = []
+        self.fail = fail
+        self.loading = anyio.Event()
+
+    async def load(self) -> None:
+        self.events.append("load")
+        self.loading.set()
+        if self.fail:
+            raise TranscriptionError("model file is damaged")
+
+    async def transcribe(
+        self,
+        windows: Sequence[AudioWindow],
+        *,
+        language: str | None = None,
+        on_window: WindowCallback | None = None,
+    ) -> list[WindowTranscript]:
+        self.events.append("transcribe")
+        return await super().transcribe(windows, language=language, on_window=on_window)
+
+
+async def test_the_model_loads_while_speech_is_still_coming() -> None:
+    transcriber = _Loading()
+    send, inbox = anyio.create_memory_object_stream[SpeechSegment](10)
+    outbox, receive = anyio.create_memory_object_stream[TranscriptSegment](100)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(Transcribe(transcriber).run, inbox, outbox, StageContext())
+        with anyio.fail_after(5):
+            await transcriber.loading.wait()  # before any speech was sent
+        async with send:
+            for segment in segments_around_bursts(scene()):
+                await send.send(segment)
+        async with receive:
+            out = [segment async for segment in receive]
+    assert transcriber.events[0] == "load"
+    assert "transcribe" in transcriber.events
+    assert_words_at_burst_times(out)
+
+
+async def test_a_failed_load_is_left_to_the_first_call() -> None:
+    # No speech: nothing to transcribe, so a model that would not load is no error.
+    assert await run_stages([], Transcribe(_Loading(fail=True))) == []
+    # With speech, the job still gets transcripts when transcribe itself works (here
+    # the fake's transcribe does not need the model; WhisperTranscriber's first call
+    # would raise the load error again, wrapped with the job's context).
+    transcriber = _Loading(fail=True)
+    out = await run_stages(segments_around_bursts(scene()), Transcribe(transcriber))
+    assert transcriber.events[0] == "load"
+    assert_words_at_burst_times(out)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -148,3 +149,58 @@ def test_rules_are_validated() -> None:
         SegmentRules(padding=1.0, max_segment=1.0)
     with pytest.raises(ValueError, match=">= 0"):
         SegmentRules(padding=-0.1)
+
+
+def test_frames_between_the_thresholds_do_not_end_a_pause() -> None:
+    # Silero's rule: a pause starts below neg_threshold (0.35 here) and only a frame at
+    # threshold (0.5) or above ends it; 0.4 neither starts speech nor breaks the pause.
+    rules = SegmentRules(min_speech=0.0, min_silence=0.15, padding=0.0, max_segment=None)
+    track = [1.0] * 20 + [0.1] * 3 + [0.4] * 4 + [0.1] * 2 + [1.0] * 20 + [0.0] * 10
+    assert postprocess(track, HOP, rules) == [
+        (0.0, pytest.approx(20 * HOP)),
+        (pytest.approx(29 * HOP), pytest.approx(49 * HOP)),
+    ]
+
+
+def test_a_pause_ends_speech_only_when_longer_than_min_silence() -> None:
+    rules = SegmentRules(min_speech=0.0, min_silence=0.15, padding=0.0, max_segment=None)
+    exact = [1.0] * 20 + [0.0] * 5 + [1.0] * 20  # 5 frames = min_silence: bridged
+    assert postprocess(exact, HOP, rules) == [(0.0, pytest.approx(45 * HOP))]
+    longer = [1.0] * 20 + [0.0] * 6 + [1.0] * 20
+    assert len(postprocess(longer, HOP, rules)) == 2
+
+
+def test_padding_rounds_up_to_whole_frames() -> None:
+    rules = SegmentRules(min_speech=0.0, min_silence=0.3, padding=0.1, max_segment=None)
+    track = [0.0] * 20 + [1.0] * 10 + [0.0] * 20
+    [(start, end)] = postprocess(track, HOP, rules)
+    assert start == pytest.approx(16 * HOP)  # 0.1 s is 3.3 frames: 4 frames of padding
+    assert end == pytest.approx(34 * HOP)
+
+
+def test_silero_segments_match_faster_whispers_on_recorded_speech() -> None:
+    # The same model, the same probabilities, the same rules: the same speech. Where two
+    # paddings meet, faster-whisper splits the pause to the sample and the builder to
+    # the frame: boundaries agree within half a frame (256 samples).
+    pytest.importorskip("onnxruntime")
+    fw_vad = pytest.importorskip("faster_whisper.vad")
+    from tests.speech_helpers import decode_16k
+
+    from audioflow.vad.silero import SileroVad
+
+    audio = decode_16k(Path(__file__).resolve().parents[2] / "examples" / "sample.flac")
+    expected = fw_vad.get_speech_timestamps(
+        audio,
+        fw_vad.VadOptions(
+            min_silence_duration_ms=160, speech_pad_ms=384, max_speech_duration_s=30
+        ),
+    )
+    frames = np.pad(audio, (0, -len(audio) % 512)).reshape(-1, 512)
+    probs = SileroVad().probabilities(frames)
+    rules = SegmentRules(min_speech=0.0, min_silence=0.16, padding=0.384, max_segment=30.0)
+    got = postprocess(probs, 512 / 16_000, rules)
+    assert len(expected) >= 3  # the sample has several pauses
+    assert len(got) == len(expected)
+    for (start, end), t in zip(got, expected, strict=True):
+        assert abs(start * 16_000 - t["start"]) <= 256
+        assert abs(min(end * 16_000, len(audio)) - t["end"]) <= 256

@@ -282,3 +282,35 @@ async def test_silence_and_noise_give_no_words(
     # Without the rule the invented words come through: the rule is what removed them.
     keep_all = WhisperTranscriber(whisper_model, no_speech_threshold=None)
     assert any(r.segments for r in await keep_all.transcribe(windows))
+
+
+def test_model_threads_default_to_the_cores_this_process_may_use(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from audioflow.transcribers import whisper
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(whisper.os, "sched_getaffinity", lambda _: {0, 1}, raising=False)
+    assert whisper._default_threads(1) == 2  # not CTranslate2's 4 on a 2-core machine
+    assert whisper._default_threads(2) == 1  # shared by the parallel model calls
+    monkeypatch.setattr(whisper.os, "sched_getaffinity", lambda _: set(range(32)))
+    assert whisper._default_threads(1) == 4  # more threads per call stop paying
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert whisper._default_threads(1) == 0  # CTranslate2 then reads the operator's 3
+    assert WhisperTranscriber(cpu_threads=0)._cpu_threads == 0
+    with pytest.raises(ValueError, match="cpu_threads"):
+        WhisperTranscriber(cpu_threads=-1)
+
+
+def test_the_pipeline_finds_speech_with_the_transcribers_rules() -> None:
+    from audioflow import Pipeline
+    from audioflow.vad import SegmentRules
+
+    whisper = WhisperTranscriber()
+    assert Pipeline(whisper).speech_rules == WhisperTranscriber.speech_rules
+    assert whisper.pack_gap == 0.0
+    own = SegmentRules(min_silence=1.0)
+    pipeline = Pipeline(whisper, speech_rules=own)
+    assert pipeline.speech_rules == own
+    # Other rules make other windows: a checkpoint of one is not reused by the other.
+    assert pipeline._checkpoint_key("x.wav") != Pipeline(whisper)._checkpoint_key("x.wav")
