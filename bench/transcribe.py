@@ -443,7 +443,7 @@ def print_overheads(env: dict[str, str], model_dir: Path, repeat: int) -> None:
         "python -c pass": [py, "-c", "pass"],
         "audioflow --version (CLI imports)": [str(cli), "--version"],
         "import faster_whisper": [py, "-c", "import faster_whisper"],
-        "bundled model verify (sha256)": [
+        "bundled model resolve (with imports)": [
             py,
             "-c",
             "from audioflow.transcribers._whisper_model import bundled_model_dir, "
@@ -464,8 +464,8 @@ def print_overheads(env: dict[str, str], model_dir: Path, repeat: int) -> None:
     print(f"\nstartup costs contained in the timings above (median of {repeat}, wall s):")
     for name, values in times.items():
         print(f"  {name:36} {statistics.median(values):6.2f}")
-    print("  (A resolves the bundled model with a sha256 check on every start; B, C are")
-    print("   handed the verified directory. Both import faster-whisper and load the model.)")
+    print("  (A resolves the bundled model, hashing it only when the file changed since its")
+    print("   stamp; B, C are handed the directory. All import faster-whisper and load it.)")
 
 
 # -------------------------------------------------------------------------- main
