@@ -140,8 +140,9 @@ class Transcribe:
         language: passed to the transcriber (``None``: detect).
         concurrency: transcriber calls in flight at once.
         gap: seconds of silence between packed segments; ``None`` takes the
-            transcriber's ``pack_gap`` if it has one, else 0.3. (Whisper reads words
-            at a cut better with half a second of pause; a billed service wants less.)
+            transcriber's ``pack_gap`` if it has one, else 0.3. (Whisper: 0, its
+            segments carry 0.4 s of the recording's own pause each side; a billed
+            service wants little.)
         done: windows already transcribed (by index), e.g. from a checkpoint; they are
             not sent to the transcriber again.
         batch_wait: seconds a call waits for more windows to fill its batch (when the
