@@ -10,7 +10,7 @@ Resolution order (see DESIGN §4):
    directory and verified by sha256. The verification is remembered in a stamp file
    beside it (``.model.bin.verified``: the digest with the file's inode, size, mtime and
    ctime), so later starts hash again only when the file changed; a check of every
-   start cost about 0.2-0.5 s, a tenth of a short job. Nothing is downloaded;
+   start cost about 0.2 s. Nothing is downloaded;
 3. a faster-whisper model name or Hugging Face id (``"base"``, ``"Systran/..."``),
    which faster-whisper downloads where the network allows — only when asked for.
 

@@ -53,7 +53,9 @@ class Transcriber(Protocol):
     puts between packed speech segments for this transcriber; ``async load()``, which
     the stage awaits as it starts, beside decoding and speech detection, so that a
     model is loaded by the time the first window is ready (an error it raises is left
-    to the first ``transcribe`` call).
+    to the first ``transcribe`` call); ``speech_rules``
+    (:class:`~audioflow.vad.SegmentRules`), how ``Pipeline`` finds the speech it
+    sends to this transcriber.
     """
 
     name: str

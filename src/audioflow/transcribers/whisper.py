@@ -86,8 +86,8 @@ class WhisperTranscriber:
         cpu_threads: intra-op threads per model call. ``None`` (default): one per core
             this process may use, divided among ``num_workers``, at most 4 (with
             ``OMP_NUM_THREADS`` set, CTranslate2 takes that instead). ``0``: CTranslate2's
-            own default, 4 threads however many cores there are, which on a 2-core
-            machine runs two threads per core and costs time.
+            own default, 4 threads however many cores there are (two per core on a
+            2-core machine).
         num_workers: model calls that may run in parallel; also the default limiter size.
         max_batch: most windows one :meth:`transcribe` call takes (one batch). The
             model's peak memory grows with it (Whisper-base, int8, CPU: about 0.8 GB
