@@ -147,3 +147,20 @@ def test_bad_file_is_one_line_exit_1(tmp_path: Path) -> None:
     assert len(failures) == 1
     assert "notes.wav" in failures[0] and "Error" in failures[0]
     assert list(tmp_path.glob("notes.*")) == [bad]
+
+
+def test_the_command_limits_malloc_arenas_unless_the_operator_chose(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    from audioflow import cli
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("glibc only")
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    assert cli._limit_malloc_arenas() is True
+    assert os.environ["MALLOC_ARENA_MAX"] == "2"  # inherited by worker processes
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "8")
+    assert cli._limit_malloc_arenas() is False
+    assert os.environ["MALLOC_ARENA_MAX"] == "8"
