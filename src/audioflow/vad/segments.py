@@ -10,9 +10,9 @@ Rules, in frames of the backend's hop:
   begins that lasts longer than ``min_silence``. A pause begins at a frame below
   ``neg_threshold`` and only a frame ≥ ``threshold`` ends it (hysteresis: frames in
   between neither start speech nor interrupt a pause). These are the rules of Silero
-  VAD's own ``get_speech_timestamps`` (and faster-whisper's copy), which the model's
-  thresholds are tuned for; with them the segments of a recording match
-  faster-whisper's to the frame;
+  VAD's own ``get_speech_timestamps`` (and faster-whisper's copy); with them the
+  segments of a recording match faster-whisper's, to half a frame where two paddings
+  meet;
 * speech shorter than ``min_speech`` is dropped;
 * speech longer than ``max_segment - 2 * padding`` is split at its quietest frame
   (lowest energy) in the second half of the allowed length, so every piece, padded,
