@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -101,6 +102,28 @@ def test_a_damaged_stamp_only_costs_a_hash(
     bundled_model_dir(tmp_path / "cache")
     bundled_model_dir(tmp_path / "cache")
     assert hashed == [built / "model.bin"]  # hashed once, stamped again
+
+
+def test_a_cache_where_the_stamp_cannot_be_written_still_resolves(
+    tmp_path: Path, built: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (built / wm._STAMP).unlink()
+    real = wm.tempfile.mkstemp
+
+    def no_stamp(*args: Any, **kwargs: Any) -> tuple[int, str]:
+        if wm._STAMP in kwargs.get("prefix", ""):
+            raise PermissionError("read-only cache")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(wm.tempfile, "mkstemp", no_stamp)
+    hashed: list[Path] = []
+    real_sha = wm._sha256
+    monkeypatch.setattr(wm, "_sha256", lambda path: hashed.append(path) or real_sha(path))
+    assert bundled_model_dir(tmp_path / "cache") == built
+    assert bundled_model_dir(tmp_path / "cache") == built
+    assert hashed == [built / "model.bin"] * 2  # verified by hashing, every time
+    assert not (built / wm._STAMP).exists()
+    assert leftovers(built) == []
 
 
 def test_a_file_changed_in_place_with_its_old_mtime_is_still_rebuilt(

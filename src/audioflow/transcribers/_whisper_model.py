@@ -32,6 +32,7 @@ import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from ..errors import ConfigurationError, MissingDependencyError
 
@@ -203,26 +204,18 @@ def _verified(model: Path) -> bool:
         pass  # no stamp yet, or a damaged one: hash
     if _sha256(model) != BUNDLED_MODEL_SHA256:
         return False
-    _stamp(model)
+    _stamp(model, identity)
     return True
 
 
-def _stamp(model: Path) -> None:
+def _stamp(model: Path, identity: list[int] | None = None) -> None:
     """Remember that ``model`` (as it is now) verified; best effort, atomic."""
-    identity = _identity(model)
+    identity = identity or _identity(model)
     if identity is None:
         return
-    data = json.dumps({"sha256": BUNDLED_MODEL_SHA256, "file": identity}).encode()
     with contextlib.suppress(OSError):  # a read-only cache still works: it just hashes
-        fd, tmp = tempfile.mkstemp(dir=model.parent, prefix=f"{_STAMP}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-            os.replace(tmp, model.parent / _STAMP)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        with _replacing(model.parent / _STAMP) as out:
+            out.write(json.dumps({"sha256": BUNDLED_MODEL_SHA256, "file": identity}).encode())
 
 
 def _sha256(path: Path) -> str | None:
@@ -243,14 +236,22 @@ def _same_bytes(a: Path, b: Path) -> bool:
 def _atomic_write(dest: Path, sources: list[Path]) -> str:
     """Write the concatenation of ``sources`` to ``dest`` atomically; return its sha256."""
     digest = hashlib.sha256()
+    with _replacing(dest) as out:
+        for source in sources:
+            with source.open("rb") as f:
+                while block := f.read(_CHUNK):
+                    digest.update(block)
+                    out.write(block)
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def _replacing(dest: Path) -> Iterator[BinaryIO]:
+    """A temporary file beside ``dest`` that replaces it, fsynced, if the block succeeds."""
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as out:
-            for source in sources:
-                with source.open("rb") as f:
-                    while block := f.read(_CHUNK):
-                        digest.update(block)
-                        out.write(block)
+            yield out
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, dest)
@@ -259,7 +260,6 @@ def _atomic_write(dest: Path, sources: list[Path]) -> str:
             os.unlink(tmp)
         raise
     _fsync_dir(dest.parent)
-    return digest.hexdigest()
 
 
 def _fsync_dir(path: Path) -> None:
