@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import anyio
 import numpy as np
 import pytest
+from anyio.abc import ObjectSendStream
 
 from audioflow import AudioChunk, SpeechSegment, TranscriberAuthError, TranscriptionError
 from audioflow.records import TranscriptSegment
@@ -131,6 +132,62 @@ async def test_words_land_on_the_original_timeline_across_packed_windows() -> No
     assert transcriber.calls < stage.windows  # queued windows went out as batches
     assert stage.usage.requests == stage.windows
     assert stage.language == "tones"
+
+
+class _Recording(BurstTranscriber):
+    """Records which windows each call held."""
+
+    def __init__(self) -> None:
+        super().__init__(max_window=2.0, max_batch=3)
+        self.batches: list[list[int]] = []
+
+    async def transcribe(
+        self,
+        windows: Sequence[AudioWindow],
+        *,
+        language: str | None = None,
+        on_window: WindowCallback | None = None,
+    ) -> list[WindowTranscript]:
+        self.batches.append([w.index for w in windows])
+        return await super().transcribe(windows, language=language, on_window=on_window)
+
+
+async def _trickle(segments: list[SpeechSegment], send: ObjectSendStream[SpeechSegment]) -> None:
+    # Each segment is sent only once the stage has nothing left to do: every batch
+    # that could go out early, with what it has, would.
+    async with send:
+        for segment in segments:
+            await anyio.wait_all_tasks_blocked()
+            await send.send(segment)
+
+
+async def test_batches_are_consecutive_windows_whatever_the_timing() -> None:
+    transcriber = _Recording()
+    stage = Transcribe(transcriber, concurrency=2)
+    send, receive = anyio.create_memory_object_stream[SpeechSegment]()
+    out_send, out_receive = anyio.create_memory_object_stream[TranscriptSegment](100)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_trickle, segments_around_bursts(scene()), send)
+        tg.start_soon(stage.run, receive, out_send, StageContext(job_id="j"))
+    async with out_receive:
+        assert_words_at_burst_times([s async for s in out_receive])
+    n = stage.windows
+    assert n > 3
+    assert transcriber.batches == [list(range(i, min(i + 3, n))) for i in range(0, n, 3)]
+
+
+async def test_batch_wait_sends_what_has_come_after_that_long() -> None:
+    transcriber = _Recording()
+    stage = Transcribe(transcriber, batch_wait=0.0)
+    send, receive = anyio.create_memory_object_stream[SpeechSegment]()
+    out_send, out_receive = anyio.create_memory_object_stream[TranscriptSegment](100)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_trickle, segments_around_bursts(scene()), send)
+        tg.start_soon(stage.run, receive, out_send, StageContext(job_id="j"))
+    async with out_receive:
+        assert_words_at_burst_times([s async for s in out_receive])
+    assert [i for b in transcriber.batches for i in b] == list(range(stage.windows))
+    assert len(transcriber.batches) == stage.windows  # nothing waited for a second window
 
 
 async def test_chain_with_real_speech_detection() -> None:

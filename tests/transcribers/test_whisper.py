@@ -6,6 +6,7 @@ The speech fixtures are espeak-ng sentences with their reference text
 
 from __future__ import annotations
 
+import math
 import shutil
 import sys
 import time
@@ -148,6 +149,80 @@ async def test_batched_and_concurrent_calls_match_one_at_a_time(
             ]
 
 
+def words_of(result: WindowTranscript) -> list[tuple[str, float, float]]:
+    return [(w.text, w.start, w.end) for s in result.segments for w in s.words]
+
+
+@pytest.mark.slow
+async def test_greedy_first_decoding_beams_exactly_the_unsure_windows(
+    whisper_model: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from audioflow.transcribers import _whisper_batch
+
+    windows = [
+        AudioWindow(samples=decode_16k(SPEECH_DIR / f"{name}.opus"), index=i)
+        for i, name in enumerate(SHORT)
+    ]
+    beam = await WhisperTranscriber(whisper_model, beam_below=None).transcribe(
+        windows, language="en"
+    )
+    greedy = await WhisperTranscriber(whisper_model, beam_size=1).transcribe(
+        windows, language="en"
+    )
+
+    # Greedy everywhere (nothing is below -inf): the greedy pass's own scores are seen.
+    scores: list[float] = []
+    generate = _whisper_batch.WindowPipeline.generate_segment_batched
+
+    def spy(self: Any, *args: Any, **kwargs: Any) -> Any:
+        encoder_output, output = generate(self, *args, **kwargs)
+        scores.extend(o["avg_logprob"] for o in output)
+        return encoder_output, output
+
+    monkeypatch.setattr(_whisper_batch.WindowPipeline, "generate_segment_batched", spy)
+    never = WhisperTranscriber(whisper_model, beam_below=-math.inf)
+    assert [words_of(r) for r in await never.transcribe(windows, language="en")] == [
+        words_of(r) for r in greedy
+    ]
+    assert (never.beamed, never.windows) == (0, 3)
+    monkeypatch.undo()
+
+    always = WhisperTranscriber(whisper_model, beam_below=math.inf)
+    assert [words_of(r) for r in await always.transcribe(windows, language="en")] == [
+        words_of(r) for r in beam
+    ]
+    assert (always.beamed, always.windows) == (3, 3)
+
+    # A threshold between the scores: the windows below it get the beam's answer, the
+    # others keep the greedy one, each decoded beside the others in one batch.
+    ranked = sorted(scores)
+    assert len(set(ranked)) == 3
+    threshold = (ranked[0] + ranked[1]) / 2
+    mixed = WhisperTranscriber(whisper_model, beam_below=threshold)
+    results = await mixed.transcribe(windows, language="en")
+    assert mixed.beamed == 1
+    for i, result in enumerate(results):
+        expected = beam[i] if scores[i] < threshold else greedy[i]
+        assert words_of(result) == words_of(expected)
+        assert wer(reference(SHORT[i]), window_text(result)) <= 0.35
+
+
+@pytest.mark.slow
+async def test_encoding_a_few_windows_at_a_time_changes_no_word(whisper_model: Any) -> None:
+    windows = [
+        AudioWindow(samples=decode_16k(SPEECH_DIR / f"{name}.opus"), index=i)
+        for i, name in enumerate(SHORT)
+    ]
+    whole = await WhisperTranscriber(whisper_model, encode_batch=4).transcribe(
+        windows, language="en"
+    )
+    one_by_one = await WhisperTranscriber(whisper_model, encode_batch=1).transcribe(
+        windows, language="en"
+    )
+    assert all(words_of(r) for r in whole)
+    assert [words_of(r) for r in one_by_one] == [words_of(r) for r in whole]
+
+
 @pytest.mark.slow
 async def test_language_is_detected_per_window(transcriber: WhisperTranscriber) -> None:
     spanish = AudioWindow(samples=decode_16k(SPEECH_DIR / "spanish.opus"), index=0)
@@ -222,6 +297,8 @@ def test_is_a_transcriber(transcriber: WhisperTranscriber) -> None:
 def test_constructor_rejects_bad_arguments() -> None:
     with pytest.raises(ValueError, match="max_batch"):
         WhisperTranscriber(max_batch=0)
+    with pytest.raises(ValueError, match="encode_batch"):
+        WhisperTranscriber(encode_batch=0)
     with pytest.raises(TypeError, match="WhisperModel"):
         WhisperTranscriber(object())  # type: ignore[arg-type]
 

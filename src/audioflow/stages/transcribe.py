@@ -145,8 +145,10 @@ class Transcribe:
             service wants little.)
         done: windows already transcribed (by index), e.g. from a checkpoint; they are
             not sent to the transcriber again.
-        batch_wait: seconds a call waits for more windows to fill its batch (when the
-            transcriber batches) before it goes out with what it has.
+        batch_wait: ``None`` (default): a batch is always the next ``max_batch``
+            windows (fewer only at the end), so the words never depend on timing.
+            Seconds: a batch goes out with what it has that long after its first
+            window came (for sources that trickle in; batches then depend on timing).
         on_window: called with every newly transcribed window as soon as the
             transcriber reports it (in any order; also for the windows of a call that
             then fails or is cancelled, so a checkpoint keeps every window paid for).
@@ -166,7 +168,7 @@ class Transcribe:
         gap: float | None = None,
         done: Mapping[int, WindowTranscript] | None = None,
         on_window: WindowCallback | None = None,
-        batch_wait: float = 0.5,
+        batch_wait: float | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -195,7 +197,8 @@ class Transcribe:
         # One slot per window from packing until it is emitted: bounds the windows
         # waiting, in flight and finished-but-out-of-order together.
         slots = anyio.Semaphore(bound)
-        send_windows, receive_windows = anyio.create_memory_object_stream[PackedWindow](bound)
+        send_windows, receive_windows = anyio.create_memory_object_stream[PackedWindow](batch_size)
+        send_batches, receive_batches = anyio.create_memory_object_stream[list[PackedWindow]]()
         results: dict[int, tuple[WindowTranscript, TimelineMap]] = {}
         changed = anyio.Event()
         total: int | None = None
@@ -222,21 +225,29 @@ class Transcribe:
             total = count
             notify()
 
-        async def work(windows: MemoryObjectReceiveStream[PackedWindow]) -> None:
-            async with windows:
-                async for first in windows:
-                    batch = [first]
-                    # Decoding and speech detection run hundreds of times faster than a
-                    # model, so a short wait usually fills the batch (one batched call
-                    # beats several small ones); a source that trickles in waits at most
-                    # ``batch_wait``.
-                    with anyio.move_on_after(self.batch_wait if batch_size > 1 else 0):
-                        while len(batch) < batch_size:
+        async def batch() -> None:
+            # One task cuts the windows into consecutive batches (0..n-1, n..2n-1, ...):
+            # which windows share a call never depends on timing, so a file gives the
+            # same words on every run (a model's numbers differ slightly with the batch
+            # it computes in). Decoding and speech detection run far ahead of a model,
+            # so waiting for a full batch costs little; ``batch_wait`` caps the wait.
+            async with send_batches, receive_windows:
+                async for first in receive_windows:
+                    group = [first]
+                    with anyio.move_on_after(
+                        math.inf if self.batch_wait is None else self.batch_wait
+                    ):
+                        while len(group) < batch_size:
                             try:
-                                batch.append(await windows.receive())
+                                group.append(await receive_windows.receive())
                             except anyio.EndOfStream:
                                 break
-                    for packed, result in zip(batch, await self._call(batch, ctx), strict=True):
+                    await send_batches.send(group)
+
+        async def work(batches: MemoryObjectReceiveStream[list[PackedWindow]]) -> None:
+            async with batches:
+                async for group in batches:
+                    for packed, result in zip(group, await self._call(group, ctx), strict=True):
                         results[packed.window.index] = (result, packed.timeline)
                     notify()
 
@@ -271,9 +282,10 @@ class Transcribe:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(preload)
                 tg.start_soon(pack)
-                async with receive_windows:
+                tg.start_soon(batch)
+                async with receive_batches:
                     for _ in range(self.concurrency):
-                        tg.start_soon(work, receive_windows.clone())
+                        tg.start_soon(work, receive_batches.clone())
                 tg.start_soon(emit)
         except BaseExceptionGroup as group:
             raise _root_cause(group)  # noqa: B904 - keep the root cause's own __cause__
