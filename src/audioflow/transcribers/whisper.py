@@ -90,11 +90,14 @@ class WhisperTranscriber:
             2-core machine).
         num_workers: model calls that may run in parallel; also the default limiter size.
         max_batch: most windows one :meth:`transcribe` call takes (one batch); the
-            decoder takes them together, which is where batching pays on a CPU.
-        encode_batch: most windows one encoder call takes. The encoder's attention
-            holds about 72 MB per window (Whisper-base) while it runs; encoding 4 at a
-            time keeps the command's peak near 0.8 GB with batches of 8 (the whole
-            batch at once: 1.25 GB). On a GPU the whole batch is encoded at once.
+            decoder takes them together. The beam search's memory grows with it
+            (Whisper-base, int8, CPU, the command's whole process on a 5-minute file:
+            about 0.83 GB with 4, 1.02-1.06 GB with 8) while a CPU gains little speed
+            beyond a few windows; on a GPU raise it.
+        encode_batch: most windows one encoder call takes; a larger batch is encoded
+            that many at a time and then decoded together (the encoder's attention
+            holds about 72 MB per window while it runs). On a GPU the whole batch is
+            encoded at once.
         beam_size: beam width of the decoder (faster-whisper's default is 5).
         beam_below: ``None`` (default): every window is decoded with the beam, as
             faster-whisper does. A number: each window is decoded greedily first, and
@@ -147,7 +150,7 @@ class WhisperTranscriber:
         compute_type: str = "int8",
         cpu_threads: int | None = None,
         num_workers: int = 1,
-        max_batch: int = 8,
+        max_batch: int = 4,
         encode_batch: int = 4,
         beam_size: int = 5,
         beam_below: float | None = None,
