@@ -154,12 +154,8 @@ def __getattr__(name: str) -> Any:
         from .store.redis import RedisJobStore
 
         return RedisJobStore
-    if name == "DeepgramTranscriber":
-        from .transcribers.deepgram import DeepgramTranscriber
+    if name in ("DeepgramTranscriber", "WhisperTranscriber"):
+        from . import transcribers
 
-        return DeepgramTranscriber
-    if name == "WhisperTranscriber":
-        from .transcribers.whisper import WhisperTranscriber
-
-        return WhisperTranscriber
+        return getattr(transcribers, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
