@@ -24,21 +24,19 @@ that ignore unknown fields (Deepgram adds fields often: ``summaries``, ``sentime
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 
+from ._text import ends_sentence, speaker_label
 from .records import Transcript, TranscriptSegment, Word
 
-__all__ = ["PAUSE", "speaker_name", "transcript_from_deepgram"]
+__all__ = ["PAUSE", "transcript_from_deepgram"]
 
 #: Seconds of silence between words that end a segment when the response carries
 #: neither utterances nor paragraphs.
 PAUSE = 0.8
-
-_SENTENCE_END = re.compile(r"[.!?\u2026][\"'\u201d\u2019)\]]*$")
 
 
 class _Word(msgspec.Struct):
@@ -109,11 +107,6 @@ _DECODER = msgspec.json.Decoder(_Response)
 _ERROR_DECODER = msgspec.json.Decoder(_ErrorBody)
 
 
-def speaker_name(speaker: int | None) -> str | None:
-    """Deepgram's integer speaker as audioflow's label: ``0`` becomes ``"Speaker 0"``."""
-    return None if speaker is None else f"Speaker {speaker}"
-
-
 def _decode(response: dict[str, Any] | bytes | bytearray | str) -> _Response:
     try:
         if isinstance(response, dict):
@@ -156,7 +149,7 @@ def _word(raw: _Word, fallback: int | None, where: str) -> Word:
         start=raw.start,
         end=raw.end,
         confidence=raw.confidence,
-        speaker=speaker_name(raw.speaker if raw.speaker is not None else fallback),
+        speaker=speaker_label(raw.speaker if raw.speaker is not None else fallback),
     )
 
 
@@ -179,7 +172,9 @@ def _from_utterances(utterances: Sequence[_Utterance]) -> list[TranscriptSegment
         where = f"utterance {index}"
         words = [_word(w, utterance.speaker, where) for w in utterance.words]
         if words:
-            segments.append(_segment(words, utterance.transcript, speaker_name(utterance.speaker)))
+            segments.append(
+                _segment(words, utterance.transcript, speaker_label(utterance.speaker))
+            )
     return segments
 
 
@@ -199,7 +194,7 @@ def _from_paragraphs(words: Sequence[Word], paragraphs: _Paragraphs) -> list[Tra
             at += 1
         groups[at].append(word)
     return [
-        _segment(group, sentence.text, speaker_name(speaker))
+        _segment(group, sentence.text, speaker_label(speaker))
         for group, (sentence, speaker) in zip(groups, sentences, strict=True)
         if group
     ]
@@ -213,7 +208,7 @@ def _from_words(words: Sequence[Word], pause: float) -> list[TranscriptSegment]:
         if current:
             last = current[-1]
             if (
-                _SENTENCE_END.search(last.text)
+                ends_sentence(last.text)
                 or word.start - last.end >= pause
                 or word.speaker != last.speaker
             ):

@@ -31,9 +31,9 @@ from collections.abc import Iterable, Sequence
 
 import msgspec
 
+from .._text import ends_clause, ends_sentence, is_short_word
 from ..records import Transcript, TranscriptSegment, Word
 from ._layout import layout_lines
-from ._punctuation import ends_clause, ends_sentence, is_short_word
 from ._rules import CaptionRules
 
 __all__ = ["Cue", "build_cues"]

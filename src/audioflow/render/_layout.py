@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from ._punctuation import ends_clause, ends_sentence, is_short_word
+from .._text import ends_clause, ends_sentence, is_short_word
 from ._rules import CaptionRules
 
 __all__ = ["layout_lines"]

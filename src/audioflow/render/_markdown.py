@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 
+from .._text import speaker_label
 from ..records import Transcript
-from ._timestamps import clock, speaker_label
+from ._timestamps import clock
 from ._turns import Run, runs
 
 __all__ = ["render_markdown"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["clock", "milliseconds", "speaker_label", "srt_timestamp", "vtt_timestamp"]
+__all__ = ["clock", "milliseconds", "srt_timestamp", "vtt_timestamp"]
 
 
 def milliseconds(seconds: float) -> int:
@@ -41,15 +41,3 @@ def clock(seconds: float) -> str:
     """``HH:MM:SS``, truncated to the second (a line's time is when it begins)."""
     h, m, s, _ = _split(milliseconds(seconds) // 1000 * 1000)
     return f"{h:02d}:{m:02d}:{s:02d}"
-
-
-def speaker_label(speaker: str | None) -> str | None:
-    """How a speaker is shown: a bare integer ``"0"`` reads ``"Speaker 0"``.
-
-    Other labels (``"Speaker 0"`` from :meth:`~audioflow.Transcript.from_deepgram`, a
-    name) are shown as they are; ``None`` or blank means unknown.
-    """
-    if speaker is None or not speaker.strip():
-        return None
-    speaker = " ".join(speaker.split())
-    return f"Speaker {speaker}" if speaker.isdigit() else speaker

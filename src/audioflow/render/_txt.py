@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from .._text import speaker_label
 from ..records import Transcript
-from ._timestamps import clock, speaker_label
+from ._timestamps import clock
 from ._turns import runs
 
 __all__ = ["render_txt"]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .._text import speaker_label
 from ._captions import Cue
-from ._timestamps import speaker_label, vtt_timestamp
+from ._timestamps import vtt_timestamp
 
 __all__ = ["escape_vtt", "render_vtt"]
 

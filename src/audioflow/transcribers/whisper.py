@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +25,7 @@ import anyio
 import anyio.to_thread
 import numpy as np
 
+from .._text import ends_sentence
 from ..errors import (
     AudioflowError,
     ConfigurationError,
@@ -45,9 +45,6 @@ __all__ = ["WhisperTranscriber"]
 _SAMPLE_RATE = 16_000
 # Silence between windows in the buffer handed to faster-whisper (see _transcribe_sync).
 _GAP = 3.0
-# A word ending like this closes a sentence: the window's text is split into one
-# TranscriptSegment per sentence, which gives renderers natural cue breaks.
-_SENTENCE_END = re.compile("[.!?\u3002\uff01\uff1f][\"')\\]]*$")
 
 
 def _default_threads(num_workers: int) -> int:
@@ -400,7 +397,8 @@ def _to_window_transcript(
     sentences: list[TranscriptSegment] = []
     first = 0
     for i, word in enumerate(words):
-        if _SENTENCE_END.search(word.text) or i == len(words) - 1:
+        # One TranscriptSegment per sentence: renderers get natural cue breaks.
+        if ends_sentence(word.text) or i == len(words) - 1:
             current = words[first : i + 1]
             sentences.append(
                 TranscriptSegment(

@@ -1,10 +1,16 @@
-"""Where text may break: sentence ends, clause punctuation, short binding words."""
+"""The text vocabulary every part shares: sentence ends, clause punctuation, short
+binding words and speaker labels.
+
+The transcribers split their text into sentences with :func:`ends_sentence`, the
+captions break at it, and every renderer names speakers with :func:`speaker_label`: one
+definition, so a sentence end the captions honour is one the transcript made.
+"""
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["ends_clause", "ends_sentence", "is_short_word"]
+__all__ = ["ends_clause", "ends_sentence", "is_short_word", "speaker_label"]
 
 # Trailing closing quotes/brackets do not hide the punctuation before them: `said."`.
 # CJK full-width marks written as escapes so no look-alike character hides in the source.
@@ -31,3 +37,17 @@ def is_short_word(word: str) -> bool:
     """A word of three characters or fewer: it binds to the next word, so a break after
     it (when it carries no punctuation) strands it."""
     return len(word) <= _SHORT_WORD
+
+
+def speaker_label(speaker: str | int | None) -> str | None:
+    """How a speaker is shown: a bare integer (``0`` or ``"0"``) reads ``"Speaker 0"``.
+
+    Other labels (``"Speaker 0"`` from :meth:`~audioflow.Transcript.from_deepgram`, a
+    name) are shown as they are, whitespace collapsed; ``None`` or blank means unknown.
+    """
+    if speaker is None:
+        return None
+    speaker = " ".join(str(speaker).split())
+    if not speaker:
+        return None
+    return f"Speaker {speaker}" if speaker.isdigit() else speaker
