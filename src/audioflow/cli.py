@@ -41,8 +41,6 @@ from .transcribers.base import Transcriber
 
 __all__ = ["main"]
 
-_EXTENSIONS = {"srt": "srt", "vtt": "vtt", "json": "json", "txt": "txt", "md": "md"}
-
 
 class UsageError(Exception):
     """Bad flags or environment: exit status 2."""
@@ -224,7 +222,7 @@ def _transcriber(args: argparse.Namespace) -> Transcriber:
 def output_path(out: Path, source: Path, fmt: str) -> Path:
     """``out/<source stem>.<ext>``, refusing anything that would land outside ``out``."""
     root = out.resolve()
-    target = (root / f"{source.stem}.{_EXTENSIONS[fmt]}").resolve()
+    target = (root / f"{source.stem}.{fmt}").resolve()
     if target.parent != root:
         raise AudioflowError(f"refusing to write outside {out}: {target}")
     return target

@@ -40,7 +40,7 @@ from .stages.vad import DetectSpeech
 from .store._rules import check_lease_seconds
 from .store.memory import MemoryJobStore
 from .store.protocol import JobStore
-from .transcribers.base import Transcriber
+from .transcribers.base import Transcriber, pack_gap
 from .vad.segments import SegmentRules
 
 __all__ = ["Pipeline", "ProgressCallback", "current_job_id"]
@@ -276,7 +276,7 @@ class Pipeline:
             identity = f"{Path(source).resolve()}|{st.st_size}|{st.st_mtime_ns}"
         except OSError:
             identity = str(source)  # decoding will report the problem
-        gap = getattr(self.transcriber, "pack_gap", None)
+        gap = pack_gap(self.transcriber)
         settings = (
             f"{self.transcriber.name}|{self.transcriber.max_window}|{gap}|{self.vad}|"
             f"{self.speech_rules}|{self.chunk_seconds}"

@@ -17,6 +17,8 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from ._formats import FORMATS
+
 __all__ = [
     "FINISHED_STATUSES",
     "TERMINAL_STATUSES",
@@ -72,7 +74,7 @@ FINISHED_STATUSES: frozenset[JobStatus] = TERMINAL_STATUSES | {JobStatus.FAILED}
 class JobOptions(msgspec.Struct, frozen=True, kw_only=True):
     """What the caller asked for. Unknown to a stage means "use the stage's default"."""
 
-    formats: tuple[str, ...] = ("srt", "vtt", "json", "txt", "md")
+    formats: tuple[str, ...] = FORMATS
     language: str | None = None
     transcriber: str | None = None
     max_duration: float | None = None

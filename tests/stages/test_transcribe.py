@@ -340,3 +340,19 @@ async def test_a_failed_load_is_left_to_the_first_call() -> None:
     out = await run_stages(segments_around_bursts(scene()), Transcribe(transcriber))
     assert transcriber.events[0] == "load"
     assert_words_at_burst_times(out)
+
+
+def test_pack_gap_has_one_default_for_the_stage_and_the_checkpoint_key() -> None:
+    from audioflow import Pipeline
+    from audioflow.transcribers.base import DEFAULT_PACK_GAP, pack_gap
+
+    plain = BurstTranscriber(max_window=2.0, max_batch=1)  # declares no pack_gap
+    assert not hasattr(plain, "pack_gap")
+    assert Transcribe(plain).gap == pack_gap(plain) == DEFAULT_PACK_GAP
+    declared = BurstTranscriber(max_window=2.0, max_batch=1)
+    declared.pack_gap = DEFAULT_PACK_GAP  # type: ignore[attr-defined]
+    # Declaring the default is the same as leaving it out: same windows, same key.
+    assert Pipeline(plain)._checkpoint_key("x.wav") == Pipeline(declared)._checkpoint_key("x.wav")
+    declared.pack_gap = 0.0  # type: ignore[attr-defined]
+    assert Transcribe(declared).gap == 0.0
+    assert Pipeline(plain)._checkpoint_key("x.wav") != Pipeline(declared)._checkpoint_key("x.wav")

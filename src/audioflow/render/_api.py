@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
+from .._formats import FORMATS
 from ..errors import RenderError
 from ..records import Transcript
 from ._captions import Cue, build_cues
@@ -16,8 +17,6 @@ from ._vtt import render_vtt
 
 __all__ = ["FORMATS", "render"]
 
-#: The formats :func:`render` knows, in its default order.
-FORMATS: tuple[str, ...] = ("srt", "vtt", "json", "txt", "md")
 
 _CAPTIONS: dict[str, Callable[[Sequence[Cue]], str]] = {"srt": render_srt, "vtt": render_vtt}
 _DOCUMENTS: dict[str, Callable[[Transcript], str]] = {

@@ -22,6 +22,7 @@ from sse_starlette import EventSourceResponse
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
+from .._formats import CONTENT_TYPES, FORMATS
 from ..errors import (
     ConfigurationError,
     DecodeError,
@@ -39,7 +40,6 @@ from ..records import (
     JobStatus,
     Progress,
 )
-from ..render import FORMATS
 from ..stages.decode import Decode
 from ..store._watch import last_event
 from ..store.protocol import JobStore
@@ -62,13 +62,6 @@ __all__ = ["create_app"]
 
 log = logging.getLogger("audioflow.service")
 
-CONTENT_TYPES = {
-    "srt": "application/x-subrip; charset=utf-8",
-    "vtt": "text/vtt; charset=utf-8",
-    "json": "application/json",
-    "txt": "text/plain; charset=utf-8",
-    "md": "text/markdown; charset=utf-8",
-}
 _WEBHOOK_SUFFIX = ".webhook"
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut} for code in (400, 401, 404, 409, 413, 415, 422, 429, 503)

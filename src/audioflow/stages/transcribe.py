@@ -27,7 +27,13 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from ..errors import AudioflowError, TranscriptionError
 from ..records import SpeechSegment, TranscriptSegment, Usage
 from ..timeline import TimelineMap
-from ..transcribers.base import AudioWindow, Transcriber, WindowCallback, WindowTranscript
+from ..transcribers.base import (
+    AudioWindow,
+    Transcriber,
+    WindowCallback,
+    WindowTranscript,
+    pack_gap,
+)
 from .base import StageContext, _root_cause
 
 __all__ = ["PackedWindow", "Transcribe", "WindowPacker"]
@@ -175,7 +181,7 @@ class Transcribe:
         self.transcriber = transcriber
         self.language = language
         self.concurrency = concurrency
-        self.gap = gap if gap is not None else float(getattr(transcriber, "pack_gap", 0.3))
+        self.gap = gap if gap is not None else pack_gap(transcriber)
         self.done = dict(done or {})
         self.on_window = on_window
         self.batch_wait = batch_wait

@@ -18,7 +18,14 @@ import numpy.typing as npt
 
 from ..records import WindowTranscript
 
-__all__ = ["AudioWindow", "Transcriber", "WindowCallback", "WindowTranscript"]
+__all__ = [
+    "DEFAULT_PACK_GAP",
+    "AudioWindow",
+    "Transcriber",
+    "WindowCallback",
+    "WindowTranscript",
+    "pack_gap",
+]
 
 #: Called with each window's result as soon as the transcriber has it.
 WindowCallback = Callable[[WindowTranscript], None]
@@ -40,6 +47,19 @@ class AudioWindow(msgspec.Struct, frozen=True, kw_only=True):
         return len(self.samples) / self.sample_rate
 
 
+#: Seconds of silence packed between speech segments for a transcriber that declares
+#: no ``pack_gap``.
+DEFAULT_PACK_GAP = 0.3
+
+
+def pack_gap(transcriber: object) -> float:
+    """The transcriber's optional ``pack_gap``, else :data:`DEFAULT_PACK_GAP`: the one
+    place that default lives (the ``Transcribe`` stage packs with it, ``Pipeline``
+    keys checkpoints by it)."""
+    gap = getattr(transcriber, "pack_gap", None)
+    return DEFAULT_PACK_GAP if gap is None else float(gap)
+
+
 @runtime_checkable
 class Transcriber(Protocol):
     """Turns audio windows into timed words.
@@ -50,7 +70,8 @@ class Transcriber(Protocol):
         max_batch: most windows one ``transcribe`` call accepts (1: no batching).
 
     Optional: ``pack_gap`` (float), the seconds of silence the ``Transcribe`` stage
-    puts between packed speech segments for this transcriber; ``async load()``, which
+    puts between packed speech segments for this transcriber (without one,
+    :data:`DEFAULT_PACK_GAP`, read through :func:`pack_gap`); ``async load()``, which
     the stage awaits as it starts, beside decoding and speech detection, so that a
     model is loaded by the time the first window is ready (an error it raises is left
     to the first ``transcribe`` call); ``speech_rules``
