@@ -6,7 +6,7 @@ See :mod:`audioflow.stages.base` for the contract every stage implements.
 
 from __future__ import annotations
 
-from .base import FunctionStage, ProgressCallback, Stage, StageContext, function_stage, run_stages
+from .base import FunctionStage, ReportCallback, Stage, StageContext, function_stage, run_stages
 from .decode import Decode
 from .quality import Quality, QualityMeter
 from .transcribe import Transcribe, WindowPacker
@@ -16,9 +16,9 @@ __all__ = [
     "Decode",
     "DetectSpeech",
     "FunctionStage",
-    "ProgressCallback",
     "Quality",
     "QualityMeter",
+    "ReportCallback",
     "Stage",
     "StageContext",
     "Transcribe",

@@ -28,7 +28,7 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 __all__ = [
     "FunctionStage",
-    "ProgressCallback",
+    "ReportCallback",
     "Stage",
     "StageContext",
     "function_stage",
@@ -42,7 +42,7 @@ Out_co = TypeVar("Out_co", covariant=True)
 
 #: ``report(stage, fraction, message)``: a stage's progress, ``fraction`` in 0..1 or NaN
 #: when unknown. It is called from the event loop and must not block.
-ProgressCallback = Callable[[str, float, str], None]
+ReportCallback = Callable[[str, float, str], None]
 
 
 def _ignore_progress(stage: str, fraction: float, message: str) -> None:
@@ -64,12 +64,12 @@ class StageContext:
     Args:
         job_id: the job the stages work for (errors carry it).
         limiter: caps concurrent CPU-bound work in worker threads across all stages.
-        report: progress hook, see :data:`ProgressCallback`.
+        report: progress hook, see :data:`ReportCallback`.
     """
 
     job_id: str | None = None
     limiter: anyio.CapacityLimiter = field(default_factory=_default_limiter)
-    report: ProgressCallback = _ignore_progress
+    report: ReportCallback = _ignore_progress
 
     def progress(self, stage: str, fraction: float, message: str = "") -> None:
         """Report progress of ``stage``; ``fraction`` is clamped to 0..1 (NaN = unknown)."""
