@@ -136,11 +136,10 @@ class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True):
             model_cache=self.model_cache,
             deepgram_url=self.deepgram_url,
         )
-        vad = self.vad or ("silero" if self.transcriber == "whisper" else "energy")
         return Pipeline(
             transcriber,
             store=store,
-            vad=vad,
+            vad=self.vad,
             concurrency=self.concurrency,
             lease_seconds=self.lease_seconds,
         )

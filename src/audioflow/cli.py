@@ -258,8 +258,7 @@ async def _transcribe(args: argparse.Namespace) -> int:
         raise UsageError("--concurrency must be at least 1")
     store = _store(args.store, args.prefix)
     transcriber = _transcriber(args)
-    vad = args.vad or ("silero" if args.transcriber == "whisper" else "energy")
-    pipeline = Pipeline(transcriber, store=store, formats=args.format, vad=vad)
+    pipeline = Pipeline(transcriber, store=store, formats=args.format, vad=args.vad)
     args.out.mkdir(parents=True, exist_ok=True)
     display = _Progress(sys.stderr)
     failures = 0

@@ -40,7 +40,7 @@ from .stages.vad import DetectSpeech
 from .store._rules import check_lease_seconds
 from .store.memory import MemoryJobStore
 from .store.protocol import JobStore
-from .transcribers.base import Transcriber, pack_gap
+from .transcribers.base import Transcriber, default_vad, pack_gap
 from .vad.segments import SegmentRules
 
 __all__ = ["Pipeline", "ProgressCallback", "current_job_id"]
@@ -63,7 +63,9 @@ class Pipeline:
         store: where jobs live (a fresh :class:`~audioflow.MemoryJobStore` by default).
         formats: renderings to produce (``srt``, ``vtt``, ``json``, ``txt``, ``md``).
         rules: caption rules for SRT/WebVTT.
-        vad: speech-detection backend (``energy``, ``webrtc``, ``silero``).
+        vad: speech-detection backend (``energy``, ``webrtc``, ``silero``). Default:
+            the transcriber's ``vad`` if it has one (``WhisperTranscriber``:
+            ``silero``, which faster-whisper's install brings), else ``energy``.
         speech_rules: how detected speech becomes segments (minimum silence, padding,
             ...). Default: the transcriber's ``speech_rules`` if it has them
             (``WhisperTranscriber``: faster-whisper's batched settings), else
@@ -104,7 +106,7 @@ class Pipeline:
         store: JobStore | None = None,
         formats: Sequence[str] = ALL_FORMATS,
         rules: CaptionRules | None = None,
-        vad: str = "energy",
+        vad: str | None = None,
         speech_rules: SegmentRules | None = None,
         chunk_seconds: float = 120.0,
         max_duration: float | None = None,
@@ -123,7 +125,7 @@ class Pipeline:
         self.store: JobStore = store if store is not None else MemoryJobStore()
         self.formats = tuple(formats)
         self.rules = rules or CaptionRules()
-        self.vad = vad
+        self.vad = vad or default_vad(transcriber)
         default_rules = getattr(transcriber, "speech_rules", None)
         self.speech_rules = speech_rules or (
             default_rules if isinstance(default_rules, SegmentRules) else SegmentRules()
@@ -167,7 +169,6 @@ class Pipeline:
             from .transcribers.whisper import WhisperTranscriber
 
             transcriber = WhisperTranscriber()
-            kwargs.setdefault("vad", "silero")
         return cls(transcriber, **kwargs)
 
     @property

@@ -356,3 +356,14 @@ def test_pack_gap_has_one_default_for_the_stage_and_the_checkpoint_key() -> None
     declared.pack_gap = 0.0  # type: ignore[attr-defined]
     assert Transcribe(declared).gap == 0.0
     assert Pipeline(plain)._checkpoint_key("x.wav") != Pipeline(declared)._checkpoint_key("x.wav")
+
+
+def test_a_transcriber_without_a_vad_gets_energy_detection() -> None:
+    from audioflow import Pipeline
+    from audioflow.transcribers.base import DEFAULT_VAD, default_vad
+
+    plain = BurstTranscriber(max_window=2.0, max_batch=1)
+    assert default_vad(plain) == DEFAULT_VAD == "energy"
+    assert Pipeline(plain).vad == "energy"
+    plain.vad = "webrtc"  # type: ignore[attr-defined]
+    assert Pipeline(plain).vad == "webrtc"

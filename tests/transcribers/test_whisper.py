@@ -385,6 +385,9 @@ def test_the_pipeline_finds_speech_with_the_transcribers_rules() -> None:
 
     whisper = WhisperTranscriber()
     assert Pipeline(whisper).speech_rules == WhisperTranscriber.speech_rules
+    # Its speech detector too: the library's Pipeline and the command pick the same.
+    assert Pipeline(whisper).vad == "silero"
+    assert Pipeline(whisper, vad="webrtc").vad == "webrtc"
     assert whisper.pack_gap == 0.0
     own = SegmentRules(min_silence=1.0)
     pipeline = Pipeline(whisper, speech_rules=own)

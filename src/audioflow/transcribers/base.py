@@ -20,10 +20,12 @@ from ..records import WindowTranscript
 
 __all__ = [
     "DEFAULT_PACK_GAP",
+    "DEFAULT_VAD",
     "AudioWindow",
     "Transcriber",
     "WindowCallback",
     "WindowTranscript",
+    "default_vad",
     "pack_gap",
 ]
 
@@ -60,6 +62,17 @@ def pack_gap(transcriber: object) -> float:
     return DEFAULT_PACK_GAP if gap is None else float(gap)
 
 
+#: The speech detection backend for a transcriber that declares no ``vad``.
+DEFAULT_VAD = "energy"
+
+
+def default_vad(transcriber: object) -> str:
+    """The transcriber's optional ``vad`` (the speech detection backend ``Pipeline``
+    uses for it unless told otherwise), else :data:`DEFAULT_VAD`."""
+    vad = getattr(transcriber, "vad", None)
+    return vad if isinstance(vad, str) and vad else DEFAULT_VAD
+
+
 @runtime_checkable
 class Transcriber(Protocol):
     """Turns audio windows into timed words.
@@ -74,7 +87,8 @@ class Transcriber(Protocol):
     :data:`DEFAULT_PACK_GAP`, read through :func:`pack_gap`); ``async load()``, which
     the stage awaits as it starts, beside decoding and speech detection, so that a
     model is loaded by the time the first window is ready (an error it raises is left
-    to the first ``transcribe`` call); ``speech_rules``
+    to the first ``transcribe`` call); ``vad`` (str), the speech detection backend
+    ``Pipeline`` uses for it by default (:func:`default_vad`); ``speech_rules``
     (:class:`~audioflow.vad.SegmentRules`), how ``Pipeline`` finds the speech it
     sends to this transcriber.
     """

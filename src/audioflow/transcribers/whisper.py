@@ -137,6 +137,9 @@ class WhisperTranscriber:
     #: Silero settings (pauses over 160 ms split speech, 0.4 s of context each side,
     #: no minimum length); see docs/pipeline.md for the measurements.
     speech_rules = SegmentRules(min_speech=0.0, min_silence=0.16, padding=0.4)
+    #: The speech detector the pipeline uses by default: Silero, as faster-whisper
+    #: (which installs its model and onnxruntime).
+    vad = "silero"
 
     def __init__(
         self,
