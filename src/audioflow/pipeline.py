@@ -32,7 +32,7 @@ from .records import (
 )
 from .render import FORMATS as ALL_FORMATS
 from .render import CaptionRules, render
-from .stages.base import StageContext, function_stage, run_stages
+from .stages.base import StageContext, default_cpu_limiter, function_stage, run_stages
 from .stages.decode import Decode
 from .stages.quality import Quality
 from .stages.transcribe import Transcribe
@@ -174,7 +174,7 @@ class Pipeline:
     @property
     def cpu_limiter(self) -> anyio.CapacityLimiter:
         if self._cpu_limiter is None:  # created lazily: it needs a running event loop
-            self._cpu_limiter = anyio.CapacityLimiter(max(1, os.cpu_count() or 1))
+            self._cpu_limiter = default_cpu_limiter()
         return self._cpu_limiter
 
     async def run(

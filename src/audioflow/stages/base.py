@@ -31,6 +31,7 @@ __all__ = [
     "ReportCallback",
     "Stage",
     "StageContext",
+    "default_cpu_limiter",
     "function_stage",
     "run_stages",
 ]
@@ -49,9 +50,10 @@ def _ignore_progress(stage: str, fraction: float, message: str) -> None:
     """The default progress hook: progress goes nowhere."""
 
 
-def _default_limiter() -> anyio.CapacityLimiter:
-    # Sized to the machine: CPU-bound stages (decode, VAD, inference) share it, so
-    # together they never oversubscribe the cores.
+def default_cpu_limiter() -> anyio.CapacityLimiter:
+    """A limiter sized to the machine's cores: the CPU-bound stages of the jobs that
+    share it (decode, VAD, inference) never oversubscribe the cores together.
+    Create it inside the event loop that uses it."""
     import os
 
     return anyio.CapacityLimiter(max(1, os.cpu_count() or 1))
@@ -68,7 +70,7 @@ class StageContext:
     """
 
     job_id: str | None = None
-    limiter: anyio.CapacityLimiter = field(default_factory=_default_limiter)
+    limiter: anyio.CapacityLimiter = field(default_factory=default_cpu_limiter)
     report: ReportCallback = _ignore_progress
 
     def progress(self, stage: str, fraction: float, message: str = "") -> None:

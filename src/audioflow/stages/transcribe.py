@@ -233,10 +233,11 @@ class Transcribe:
 
         async def batch() -> None:
             # One task cuts the windows into consecutive batches (0..n-1, n..2n-1, ...):
-            # which windows share a call never depends on timing, so a file gives the
-            # same words on every run (a model's numbers differ slightly with the batch
-            # it computes in). Decoding and speech detection run far ahead of a model,
-            # so waiting for a full batch costs little; ``batch_wait`` caps the wait.
+            # which windows share a call never depends on timing (a model's arithmetic
+            # may round differently in another batch shape, and a small last batch
+            # costs a beam search more per window). Decoding and speech detection run
+            # far ahead of a model, so waiting for a full batch costs little;
+            # ``batch_wait`` caps the wait.
             async with send_batches, receive_windows:
                 async for first in receive_windows:
                     group = [first]

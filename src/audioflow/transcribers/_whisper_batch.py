@@ -76,8 +76,6 @@ class WindowPipeline(BatchedInferencePipeline):  # type: ignore[misc]
             primary = Counter(detected).most_common(1)[0][0]
             tokenizer.language = tokenizer.tokenizer.token_to_id(primary)
             tokenizer.language_code = primary[2:-2]  # "<|en|>" -> "en"
-        else:
-            detected = [f"<|{tokenizer.language_code}|>"] * len(features)
 
         prompt = model.get_prompt(
             tokenizer,
@@ -89,11 +87,11 @@ class WindowPipeline(BatchedInferencePipeline):  # type: ignore[misc]
             without_timestamps=options.without_timestamps,
             hotwords=options.hotwords,
         )
-        at = prompt.index(tokenizer.language)
-        prompts = []
-        for token in detected:
-            prompts.append(prompt.copy())
-            prompts[-1][at] = tokenizer.tokenizer.token_to_id(token)
+        prompts = [prompt.copy() for _ in range(len(features))]
+        if self.detect_language:  # each window decodes with its own language token
+            at = prompt.index(tokenizer.language)
+            for window_prompt, token in zip(prompts, detected, strict=True):
+                window_prompt[at] = tokenizer.tokenizer.token_to_id(token)
         max_length = model.max_length
         if options.max_new_tokens is not None:
             max_length = min(len(prompt) + options.max_new_tokens, model.max_length)
@@ -147,7 +145,10 @@ class WindowPipeline(BatchedInferencePipeline):  # type: ignore[misc]
                 for i, o in zip(unsure, again, strict=True):
                     output[i] = o
                 self.beamed += len(unsure)
-        self.languages += [token[2:-2] for token in detected]
+        if self.detect_language:
+            self.languages += [token[2:-2] for token in detected]
+        else:  # an English-only model's prompt has no language token at all
+            self.languages += [tokenizer.language_code] * len(output)
         return encoder_output, output
 
     def _encode(self, features: np.ndarray[Any, Any]) -> Any:
