@@ -105,3 +105,49 @@ def test_pack_rejects_overlapping_or_unordered_spans() -> None:
         TimelineMap.pack([(5.0, 6.0), (5.5, 7.0)])
     with pytest.raises(ValueError, match="ordered and disjoint"):
         TimelineMap.pack([(5.0, 4.0)])
+
+
+def test_words_the_transcriber_starts_in_the_padding_start_where_speech_was_heard() -> None:
+    # Whisper's alignment tends to start a window's first word where the padding
+    # starts, 0.4 s before the speech: the detector's bounds hold it in.
+    timeline = TimelineMap.pack([(10.0, 13.0), (20.0, 22.0)], speech=[(10.4, 12.6), (None, None)])
+    first = timeline.map_word(Word(text="That", start=0.0, end=0.8))
+    assert (first.start, first.end) == pytest.approx((10.4, 10.8))
+    last = timeline.map_word(Word(text="on", start=2.5, end=2.95))
+    assert (last.start, last.end) == pytest.approx((12.5, 12.6))
+    # A word wholly in the trailing padding collapses onto the speech's end.
+    stray = timeline.map_word(Word(text="um", start=2.7, end=2.9))
+    assert (stray.start, stray.end) == pytest.approx((12.6, 12.6))
+    # A piece without bounds keeps its whole span.
+    assert timeline.map_span(3.0, 3.2) == pytest.approx((20.0, 20.2))
+
+
+@given(timelines(), st.data())
+def test_mapped_spans_stay_inside_the_detected_speech(
+    data: tuple[TimelineMap, list[tuple[float, float]]], draw: st.DataObject
+) -> None:
+    plain, spans = data
+    speech = []
+    for a, b in spans:
+        lo = draw.draw(st.floats(min_value=a, max_value=b))
+        hi = draw.draw(st.floats(min_value=lo, max_value=b))
+        speech.append((lo, hi))
+    gap = plain.pieces[1].packed_start - plain.pieces[0].packed_end if len(spans) > 1 else 0.0
+    timeline = TimelineMap.pack(spans, gap=gap, speech=speech)
+    start = draw.draw(st.floats(min_value=-1.0, max_value=timeline.packed_duration + 1))
+    end = draw.draw(st.floats(min_value=start, max_value=timeline.packed_duration + 2))
+    a, b = timeline.map_span(start, end)
+    lo, hi = speech[timeline.piece_index((start + end) / 2)]
+    assert lo <= a <= b <= hi
+    # The same place as without bounds, moved only as far as the bounds require.
+    wa, wb = plain.map_span(start, end)
+    assert (a, b) == pytest.approx((min(max(wa, lo), hi), min(max(wb, lo), hi)))
+
+
+def test_pack_rejects_speech_outside_its_span() -> None:
+    with pytest.raises(ValueError, match="inside its span"):
+        TimelineMap.pack([(5.0, 6.0)], speech=[(4.9, 5.5)])
+    with pytest.raises(ValueError, match="inside its span"):
+        TimelineMap.pack([(5.0, 6.0)], speech=[(5.6, 5.5)])
+    with pytest.raises(ValueError, match="one"):
+        TimelineMap.pack([(5.0, 6.0)], speech=[])

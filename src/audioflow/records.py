@@ -134,12 +134,18 @@ class SpeechSegment(msgspec.Struct, frozen=True, kw_only=True):
     """A stretch of detected speech, ``start``/``end`` on the original timeline.
 
     ``samples`` may be a view of the decoded chunk it lies in (read-only use).
+    ``start``/``end`` include the detector's padding; ``speech_start``/``speech_end``
+    (when set) are where it heard speech begin and end inside them. A transcriber
+    window's words are kept inside those bounds (Whisper's alignment tends to start
+    the first word where the padding starts).
     """
 
     start: float
     end: float
     samples: npt.NDArray[np.float32]
     sample_rate: int = 16_000
+    speech_start: float | None = None
+    speech_end: float | None = None
 
 
 class MediaInfo(msgspec.Struct, frozen=True, kw_only=True):

@@ -28,11 +28,18 @@ __all__ = ["TimelineMap", "TimelinePiece"]
 
 class TimelinePiece(msgspec.Struct, frozen=True, kw_only=True):
     """``duration`` seconds found at ``packed_start`` in packed audio and at
-    ``original_start`` on the original timeline."""
+    ``original_start`` on the original timeline.
+
+    ``speech_start``/``speech_end`` (original timeline, when set) bound where speech
+    was detected inside the piece; the rest is the detector's padding, and
+    :meth:`TimelineMap.map_span` keeps mapped times inside them.
+    """
 
     packed_start: float
     original_start: float
     duration: float
+    speech_start: float | None = None
+    speech_end: float | None = None
 
     @property
     def packed_end(self) -> float:
@@ -54,28 +61,51 @@ class TimelineMap(msgspec.Struct, frozen=True, kw_only=True):
     pieces: tuple[TimelinePiece, ...] = ()
 
     @classmethod
-    def pack(cls, spans: Iterable[tuple[float, float]], *, gap: float = 0.0) -> TimelineMap:
+    def pack(
+        cls,
+        spans: Iterable[tuple[float, float]],
+        *,
+        gap: float = 0.0,
+        speech: Iterable[tuple[float | None, float | None]] | None = None,
+    ) -> TimelineMap:
         """The map of ``spans`` (original ``(start, end)``) packed back to back.
 
         Args:
             spans: original-timeline spans in time order, not overlapping.
             gap: seconds of filler (silence) put between pieces in the packed audio.
+            speech: for each span, where speech was detected inside it
+                (``(None, None)``: all of it); mapped times are kept inside.
 
         Raises:
-            ValueError: spans out of order, overlapping or of negative length.
+            ValueError: spans out of order, overlapping or of negative length; a
+                ``speech`` bound outside its span; ``speech`` of another length.
         """
         if gap < 0:
             raise ValueError("gap must be >= 0")
+        spans = list(spans)
+        bounds = [(None, None)] * len(spans) if speech is None else list(speech)
+        if len(bounds) != len(spans):
+            raise ValueError("speech must give one (start, end) per span")
         pieces: list[TimelinePiece] = []
         cursor = 0.0
         previous_end = float("-inf")
-        for start, end in spans:
+        for (start, end), (speech_start, speech_end) in zip(spans, bounds, strict=True):
             if end < start or start < previous_end:
                 raise ValueError(f"spans must be ordered and disjoint; got ({start}, {end})")
+            lo = start if speech_start is None else speech_start
+            hi = end if speech_end is None else speech_end
+            if not start <= lo <= hi <= end:
+                raise ValueError(f"speech ({lo}, {hi}) must lie inside its span ({start}, {end})")
             if pieces:
                 cursor += gap
             pieces.append(
-                TimelinePiece(packed_start=cursor, original_start=start, duration=end - start)
+                TimelinePiece(
+                    packed_start=cursor,
+                    original_start=start,
+                    duration=end - start,
+                    speech_start=speech_start,
+                    speech_end=speech_end,
+                )
             )
             cursor += end - start
             previous_end = end
@@ -114,14 +144,18 @@ class TimelineMap(msgspec.Struct, frozen=True, kw_only=True):
 
         The span is placed in the piece that holds its midpoint, by its own offset in
         that piece, and clamped to that piece: a word straddling a cut lands where most
-        of it was spoken, and never spans the silence that packing removed.
+        of it was spoken, and never spans the silence that packing removed. Where the
+        piece knows its detected speech, the span is also kept inside that: a word
+        the transcriber starts in the padding starts where speech was heard.
         """
         if end < start:
             raise ValueError("end < start")
         piece = self.pieces[self.piece_index((start + end) / 2)]
+        lo = piece.original_start if piece.speech_start is None else piece.speech_start
+        hi = piece.original_end if piece.speech_end is None else piece.speech_end
 
         def place(t: float) -> float:
-            return piece.original_start + min(max(t - piece.packed_start, 0.0), piece.duration)
+            return min(max(piece.original_start + t - piece.packed_start, lo), hi)
 
         return place(start), place(end)
 

@@ -96,6 +96,23 @@ def test_packer_cuts_a_segment_longer_than_a_window() -> None:
     assert [w.timeline.pieces[0].original_start for w in windows] == pytest.approx([10, 15, 20])
 
 
+def test_packer_keeps_the_detected_speech_bounds_of_every_piece() -> None:
+    # Padded 10-22 s, speech heard 10.4-21.6 s, cut into 5 s windows.
+    long = SpeechSegment(
+        start=10.0,
+        end=22.0,
+        samples=np.ones(12 * RATE, dtype=np.float32),
+        speech_start=10.4,
+        speech_end=21.6,
+    )
+    packer = WindowPacker(5.0)
+    windows = packer.push(long) + packer.finish()
+    bounds = [(p.speech_start, p.speech_end) for w in windows for p in w.timeline.pieces]
+    assert bounds == [(pytest.approx(10.4), None), (None, None), (None, pytest.approx(21.6))]
+    # A word in the leading padding starts where speech was heard.
+    assert windows[0].timeline.map_span(0.0, 0.6) == pytest.approx((10.4, 10.6))
+
+
 class _Gated(BurstTranscriber):
     """Holds every call until ``gate`` opens, so that windows queue up meanwhile."""
 

@@ -77,6 +77,17 @@ async def test_segments_are_on_the_original_timeline_and_carry_their_audio() -> 
         assert len(segment.samples) == round((segment.end - segment.start) * RATE)
 
 
+async def test_segments_know_where_the_speech_inside_their_padding_is() -> None:
+    x, spans = _bursts()
+    segments = await run_stages(_chunks(x, 2.5), DetectSpeech("energy", padding=0.2))
+    for segment, (start, end) in zip(segments, spans, strict=True):
+        assert segment.speech_start is not None and segment.speech_end is not None
+        assert segment.start < segment.speech_start < segment.speech_end < segment.end
+        # The bounds are the detected speech: the true burst to a frame or two.
+        assert segment.speech_start == pytest.approx(start, abs=0.06)
+        assert segment.speech_end == pytest.approx(end, abs=0.06)
+
+
 async def test_chunk_size_does_not_change_segments() -> None:
     x, _ = _bursts()
     a = await run_stages(_chunks(x, 0.77), DetectSpeech())

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from audioflow.vad import SegmentBuilder, SegmentRules, postprocess
+from audioflow.vad import SegmentBuilder, SegmentRules, Span, postprocess
 
 HOP = 0.03
 EPS = 1e-9
@@ -98,19 +98,22 @@ def test_streaming_in_any_pieces_equals_one_call(
     expected = whole.feed(track, energy) + whole.finish()
     cuts = sorted(data.draw(st.lists(st.integers(0, len(track)), max_size=6)))
     builder = SegmentBuilder(rules, HOP)
-    got: list[tuple[int, int]] = []
+    got: list[Span] = []
     floor = 0  # the stage drops audio before pending_from: no later span may reach it
     for lo, hi in zip([0, *cuts], [*cuts, len(track)], strict=True):
         new = builder.feed(track[lo:hi], energy[lo:hi])
-        assert all(start >= floor and end <= builder.frames for start, end in new)
+        assert all(span.start >= floor and span.end <= builder.frames for span in new)
         got += new
         floor = builder.pending_from
     new = builder.finish()
-    assert all(start >= floor for start, _ in new)
+    assert all(span.start >= floor for span in new)
     got += new
     assert got == expected
-    for start, _ in expected:
-        assert start >= 0
+    for span in expected:
+        assert span.start >= 0
+        # The detected speech lies inside the padded span, and padding only where the
+        # segment did not begin or end at a split.
+        assert span.start <= span.speech_start < span.speech_end <= span.end
 
 
 def test_short_blips_are_dropped_and_short_gaps_bridged() -> None:

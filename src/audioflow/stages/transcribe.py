@@ -60,7 +60,10 @@ class WindowPacker:
         self.max_window = max_window
         self.gap = gap
         self.sample_rate = sample_rate
-        self._pieces: list[tuple[float, npt.NDArray[np.float32]]] = []
+        # (original start, samples, detected speech inside: start, end or None)
+        self._pieces: list[
+            tuple[float, npt.NDArray[np.float32], tuple[float | None, float | None]]
+        ] = []
         self._length = 0  # samples in the current window, gaps included
         self._index = 0
 
@@ -78,7 +81,7 @@ class WindowPacker:
             # Segments that touch (padding met in the middle of a pause) can overlap by
             # a rounding error in seconds; one that really overlaps loses its head. The
             # window's timeline needs ordered, disjoint spans.
-            last_start, last = self._pieces[-1]
+            last_start, last, _ = self._pieces[-1]
             last_end = last_start + len(last) / self.sample_rate
             if start < last_end:
                 samples = samples[round((last_end - start) * self.sample_rate) :]
@@ -89,9 +92,10 @@ class WindowPacker:
                 out.append(self._emit())  # it does not fit: close this window first
                 continue
             piece = samples[:room]
+            end = start + len(piece) / self.sample_rate
             self._length += self._gap_samples() + len(piece)
-            self._pieces.append((start, piece))
-            start += len(piece) / self.sample_rate
+            self._pieces.append((start, piece, _speech_inside(segment, start, end)))
+            start = end
             samples = samples[room:]
         return out
 
@@ -102,19 +106,33 @@ class WindowPacker:
     def _emit(self) -> PackedWindow:
         gap = np.zeros(round(self.gap * self.sample_rate), dtype=np.float32)
         parts: list[npt.NDArray[np.float32]] = []
-        for i, (_, piece) in enumerate(self._pieces):
+        for i, (_, piece, _) in enumerate(self._pieces):
             if i:
                 parts.append(gap)
             parts.append(piece)
         # Spans from sample counts, so packed positions match the audio exactly.
-        spans = [(s, s + len(p) / self.sample_rate) for s, p in self._pieces]
-        timeline = TimelineMap.pack(spans, gap=len(gap) / self.sample_rate)
+        spans = [(s, s + len(p) / self.sample_rate) for s, p, _ in self._pieces]
+        timeline = TimelineMap.pack(
+            spans, gap=len(gap) / self.sample_rate, speech=[b for _, _, b in self._pieces]
+        )
         window = AudioWindow(
             samples=np.concatenate(parts), sample_rate=self.sample_rate, index=self._index
         )
         self._index += 1
         self._pieces, self._length = [], 0
         return PackedWindow(window=window, timeline=timeline)
+
+
+def _speech_inside(
+    segment: SpeechSegment, start: float, end: float
+) -> tuple[float | None, float | None]:
+    """The segment's detected speech bounds that fall inside the piece ``[start, end]``
+    (``None`` where the piece's own edge is the bound)."""
+    lo = segment.speech_start
+    hi = segment.speech_end
+    lo = None if lo is None or lo <= start else min(lo, end)
+    hi = None if hi is None or hi >= end else max(hi, start if lo is None else lo)
+    return lo, hi
 
 
 def map_window(result: WindowTranscript, timeline: TimelineMap) -> list[TranscriptSegment]:

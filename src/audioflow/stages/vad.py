@@ -20,7 +20,7 @@ import numpy.typing as npt
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 from ..records import AudioChunk, SpeechSegment
-from ..vad import SegmentBuilder, SegmentRules, VadBackend, make_backend
+from ..vad import SegmentBuilder, SegmentRules, Span, VadBackend, make_backend
 from .base import StageContext
 
 __all__ = ["DetectSpeech"]
@@ -134,24 +134,24 @@ class SpeechDetector:
 
     def finish(self) -> list[SpeechSegment]:
         """End of stream: score the last partial frame, return the remaining segments."""
-        spans: list[tuple[int, int]] = []
+        spans: list[Span] = []
         if len(self._carry):
             last = np.zeros((1, self.hop), dtype=np.float32)
             last[0, : len(self._carry)] = self._carry
             spans = self._score(last)
         return self._cut(spans + self.builder.finish())
 
-    def _score(self, frames: npt.NDArray[np.float32]) -> list[tuple[int, int]]:
+    def _score(self, frames: npt.NDArray[np.float32]) -> list[Span]:
         if len(frames) == 0:
             return []
         probs = self.backend.probabilities(frames)
         energy = np.einsum("ij,ij->i", frames, frames)  # split points only need an order
         return self.builder.feed(probs, energy)
 
-    def _cut(self, spans: list[tuple[int, int]]) -> list[SpeechSegment]:
+    def _cut(self, spans: list[Span]) -> list[SpeechSegment]:
         origin = self._origin or 0.0
         out = []
-        for first, last in spans:
+        for first, last, speech_first, speech_last in spans:
             a, b = first * self.hop, min(last * self.hop, self._total)
             if b <= a:
                 continue
@@ -168,6 +168,8 @@ class SpeechDetector:
                     # into a window anyway (a copy here was a third of this stage's time).
                     samples=np.concatenate(pieces) if len(pieces) > 1 else pieces[0],
                     sample_rate=SAMPLE_RATE,
+                    speech_start=origin + speech_first * self.hop / SAMPLE_RATE,
+                    speech_end=origin + min(speech_last * self.hop, b) / SAMPLE_RATE,
                 )
             )
         self.segments += len(out)

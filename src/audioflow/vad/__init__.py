@@ -7,13 +7,14 @@
 from __future__ import annotations
 
 from .backend import EnergyVad, VadBackend
-from .segments import SegmentBuilder, SegmentRules, postprocess
+from .segments import SegmentBuilder, SegmentRules, Span, postprocess
 
 __all__ = [
     "BACKENDS",
     "EnergyVad",
     "SegmentBuilder",
     "SegmentRules",
+    "Span",
     "VadBackend",
     "make_backend",
     "postprocess",

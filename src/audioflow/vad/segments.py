@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["SegmentBuilder", "SegmentRules", "postprocess"]
+__all__ = ["SegmentBuilder", "SegmentRules", "Span", "postprocess"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,12 +64,22 @@ class SegmentRules:
         return max(0.0, self.threshold - 0.15)
 
 
+class Span(NamedTuple):
+    """A finished segment in frames: ``start``/``end`` padded (half-open), and the
+    detected speech inside the padding (``speech_start``/``speech_end``)."""
+
+    start: int
+    end: int
+    speech_start: int
+    speech_end: int
+
+
 class SegmentBuilder:
     """Streaming post-processing over frames of ``hop`` seconds.
 
     :meth:`feed` takes the next probabilities (and frame energies, used to pick split
-    points) and returns finished ``(start, end)`` frame spans; :meth:`finish` returns
-    the rest. Spans are half-open in frames; multiply by ``hop`` for seconds.
+    points) and returns finished :class:`Span` s; :meth:`finish` returns the rest.
+    Spans are half-open in frames; multiply by ``hop`` for seconds.
     """
 
     def __init__(self, rules: SegmentRules, hop: float) -> None:
@@ -108,9 +119,9 @@ class SegmentBuilder:
         self,
         probs: npt.NDArray[np.floating] | list[float],
         energy: npt.NDArray[np.floating] | list[float] | None = None,
-    ) -> list[tuple[int, int]]:
+    ) -> list[Span]:
         """Consume the next frames; return spans that are final."""
-        out: list[tuple[int, int]] = []
+        out: list[Span] = []
         p = np.asarray(probs, dtype=np.float64)
         e = np.zeros(len(p)) if energy is None else np.asarray(energy, dtype=np.float64)
         high, low = self.rules.threshold, self.rules.low
@@ -137,9 +148,9 @@ class SegmentBuilder:
                 out.append(self._emit_held(None))
         return out
 
-    def finish(self) -> list[tuple[int, int]]:
+    def finish(self) -> list[Span]:
         """End of stream: close the open run and return every remaining span."""
-        out: list[tuple[int, int]] = []
+        out: list[Span] = []
         if self._start is not None:
             end = self._silence if self._silence is not None else self.frames
             self._close(end, split=False, out=out)
@@ -149,7 +160,7 @@ class SegmentBuilder:
 
     # ------------------------------------------------------------------ internals
 
-    def _begin(self, i: int, *, split: bool, out: list[tuple[int, int]]) -> None:
+    def _begin(self, i: int, *, split: bool, out: list[Span]) -> None:
         self._start, self._start_split, self._silence = i, split, None
         self._energy = []
         padded = i if split else max(0, i - self._pad)
@@ -158,7 +169,7 @@ class SegmentBuilder:
             padded = max(padded, out[-1][1])
         self._open_padded_start = padded
 
-    def _close(self, end: int, *, split: bool, out: list[tuple[int, int]]) -> None:
+    def _close(self, end: int, *, split: bool, out: list[Span]) -> None:
         start = self._start
         assert start is not None
         self._start = None
@@ -172,19 +183,19 @@ class SegmentBuilder:
             out.append(self._emit_held(start))
         self._held = (start, end, padded_start, split)
 
-    def _emit_held(self, next_start: int | None) -> tuple[int, int]:
+    def _emit_held(self, next_start: int | None) -> Span:
         assert self._held is not None
-        _, end, padded_start, end_split = self._held
+        start, end, padded_start, end_split = self._held
         self._held = None
         if end_split:
-            return (padded_start, end)
+            return Span(padded_start, end, start, end)
         padded_end = min(end + self._pad, self.frames if next_start is None else end + self._pad)
         if next_start is not None and padded_end > next_start - self._pad:
             # Paddings would overlap: meet in the middle of the gap.
             padded_end = min(padded_end, (end + next_start + 1) // 2)
-        return (padded_start, max(end, padded_end))
+        return Span(padded_start, max(end, padded_end), start, end)
 
-    def _split(self, out: list[tuple[int, int]]) -> None:
+    def _split(self, out: list[Span]) -> None:
         start = self._start
         assert start is not None
         assert self._max_raw is not None
@@ -212,4 +223,4 @@ def postprocess(
     """Speech segments ``(start, end)`` in seconds from per-frame probabilities."""
     builder = SegmentBuilder(rules or SegmentRules(), hop)
     spans = builder.feed(probs, energy) + builder.finish()
-    return [(a * hop, b * hop) for a, b in spans]
+    return [(span.start * hop, span.end * hop) for span in spans]
