@@ -224,6 +224,56 @@ async def test_encoding_a_few_windows_at_a_time_changes_no_word(whisper_model: A
 
 
 @pytest.mark.slow
+async def test_two_calls_run_at_once_but_encode_one_at_a_time(
+    whisper_model: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # While one call is in the beam search (which leaves cores idle), the next is
+    # encoded; the encoder's attention is the largest transient buffer, so two
+    # encoder passes never run together.
+    import threading
+
+    from audioflow.transcribers import _whisper_batch
+
+    both_in = threading.Barrier(2, timeout=60)
+    lock = threading.Lock()
+    encoding = 0
+    most = 0
+    generate = _whisper_batch.WindowPipeline.generate_segment_batched
+    encode = type(whisper_model).encode
+
+    def spy_generate(self: Any, *args: Any, **kwargs: Any) -> Any:
+        both_in.wait()  # breaks (and fails the test) unless both calls are in flight
+        return generate(self, *args, **kwargs)
+
+    def spy_encode(self: Any, *args: Any, **kwargs: Any) -> Any:
+        nonlocal encoding, most
+        with lock:
+            encoding += 1
+            most = max(most, encoding)
+        try:
+            return encode(self, *args, **kwargs)
+        finally:
+            with lock:
+                encoding -= 1
+
+    monkeypatch.setattr(_whisper_batch.WindowPipeline, "generate_segment_batched", spy_generate)
+    monkeypatch.setattr(type(whisper_model), "encode", spy_encode)
+    transcriber = WhisperTranscriber(whisper_model, num_workers=2, max_batch=1)
+    windows = short_windows()
+    results: dict[int, WindowTranscript] = {}
+
+    async def one(window: AudioWindow) -> None:
+        [results[window.index]] = await transcriber.transcribe([window], language="en")
+
+    async with anyio.create_task_group() as tg:
+        for window in windows:
+            tg.start_soon(one, window)
+    assert most == 1
+    for i, name in enumerate(SHORT[:2]):
+        assert wer(reference(name), window_text(results[i])) <= 0.35
+
+
+@pytest.mark.slow
 async def test_language_is_detected_per_window(transcriber: WhisperTranscriber) -> None:
     spanish = AudioWindow(samples=decode_16k(SPEECH_DIR / "spanish.opus"), index=0)
     english = AudioWindow(samples=decode_16k(SPEECH_DIR / "library.opus"), index=1)
@@ -368,12 +418,14 @@ def test_model_threads_default_to_the_cores_this_process_may_use(
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(whisper.os, "sched_getaffinity", lambda _: {0, 1}, raising=False)
-    assert whisper._default_threads(1) == 2  # not CTranslate2's 4 on a 2-core machine
-    assert whisper._default_threads(2) == 1  # shared by the parallel model calls
+    # Not CTranslate2's 4 on a 2-core machine; every worker gets them all (a call's
+    # one-core parts leave cores the other call uses).
+    assert whisper._default_threads() == 2
+    assert WhisperTranscriber()._cpu_threads == 2
     monkeypatch.setattr(whisper.os, "sched_getaffinity", lambda _: set(range(32)))
-    assert whisper._default_threads(1) == 4  # more threads per call stop paying
+    assert whisper._default_threads() == 4  # more threads per call stop paying
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
-    assert whisper._default_threads(1) == 0  # CTranslate2 then reads the operator's 3
+    assert whisper._default_threads() == 0  # CTranslate2 then reads the operator's 3
     assert WhisperTranscriber(cpu_threads=0)._cpu_threads == 0
     with pytest.raises(ValueError, match="cpu_threads"):
         WhisperTranscriber(cpu_threads=-1)

@@ -47,15 +47,20 @@ _SAMPLE_RATE = 16_000
 _GAP = 3.0
 
 
-def _default_threads(num_workers: int) -> int:
-    """The cores this process may use, shared by the workers, 1 to 4 threads each."""
+def _default_threads() -> int:
+    """One thread per core this process may use, at most 4, for every worker.
+
+    Workers are not given a share each: a call spends part of its time on one core
+    (features, word alignment, the decoder's small steps), and a second call with all
+    the threads fills the cores the first leaves idle.
+    """
     if "OMP_NUM_THREADS" in os.environ:
         return 0  # the operator's choice; CTranslate2 reads it when given 0
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
-    return max(1, min(4, cores // num_workers))
+    return max(1, min(4, cores))
 
 
 class _UnsupportedLanguageError(ValueError):
@@ -81,20 +86,25 @@ class WhisperTranscriber:
         device: CTranslate2 device, ``"cpu"`` or ``"cuda"``.
         compute_type: CTranslate2 compute type; ``"int8"`` is fastest on CPU.
         cpu_threads: intra-op threads per model call. ``None`` (default): one per core
-            this process may use, divided among ``num_workers``, at most 4 (with
+            this process may use, at most 4, for each of the ``num_workers`` (with
             ``OMP_NUM_THREADS`` set, CTranslate2 takes that instead). ``0``: CTranslate2's
             own default, 4 threads however many cores there are (two per core on a
             2-core machine).
-        num_workers: model calls that may run in parallel; also the default limiter size.
+        num_workers: model calls that may run at once; also the default limiter size.
+            The default 2 keeps the cores busy: part of a call runs on one core
+            (features, word alignment, the beam search's small steps), and the next
+            batch's encoder fills the rest. Encoder passes still run one at a time
+            (their attention is the largest buffer a call holds).
         max_batch: most windows one :meth:`transcribe` call takes (one batch); the
             decoder takes them together. The beam search's memory grows with it
-            (Whisper-base, int8, CPU, the command's whole process on a 5-minute file:
-            about 0.83 GB with 4, 1.02-1.06 GB with 8) while a CPU gains little speed
+            (Whisper-base, int8, CPU, the command's whole process on a 5-minute file,
+            one call at a time: about 0.83 GB with 4, 1.02-1.06 GB with 8; with the
+            default two calls and 4, 0.86-0.89 GB) while a CPU gains little speed
             beyond a few windows; on a GPU raise it.
         encode_batch: most windows one encoder call takes; a larger batch is encoded
             that many at a time and then decoded together (the encoder's attention
-            holds about 72 MB per window while it runs). On a GPU the whole batch is
-            encoded at once.
+            holds about 72 MB per window while it runs; 2 at a time cost no measurable
+            speed on a 2-core CPU). On a GPU the whole batch is encoded at once.
         beam_size: beam width of the decoder (faster-whisper's default is 5).
         beam_below: ``None`` (default): every window is decoded with the beam, as
             faster-whisper does. A number: each window is decoded greedily first, and
@@ -149,9 +159,9 @@ class WhisperTranscriber:
         device: str = "cpu",
         compute_type: str = "int8",
         cpu_threads: int | None = None,
-        num_workers: int = 1,
+        num_workers: int = 2,
         max_batch: int = 4,
-        encode_batch: int = 4,
+        encode_batch: int = 2,
         beam_size: int = 5,
         beam_below: float | None = None,
         no_speech_threshold: float | None = 0.6,
@@ -165,7 +175,7 @@ class WhisperTranscriber:
         if cpu_threads is not None and cpu_threads < 0:
             raise ValueError("cpu_threads must be >= 0")
         if cpu_threads is None:
-            cpu_threads = _default_threads(num_workers)
+            cpu_threads = _default_threads()
         self.max_batch = max_batch
         self._model_arg = model
         self._cache_dir = cache_dir
@@ -173,6 +183,7 @@ class WhisperTranscriber:
         self._compute_type = compute_type
         self._cpu_threads = cpu_threads
         self._num_workers = num_workers
+        self._encode_lock = threading.Lock()
         self._beam_size = beam_size
         self._beam_below = beam_below
         self._encode_batch = encode_batch
@@ -335,6 +346,7 @@ class WhisperTranscriber:
                 detect_language=language is None,
                 beam_below=self._beam_below,
                 encode_batch=self._encode_batch,
+                encode_lock=self._encode_lock,
             )
             # faster-whisper shortens a segment's first word when it follows a pause of
             # more than 4 median word lengths (<= 2.8 s) since the previous speech. The
