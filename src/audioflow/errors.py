@@ -168,7 +168,7 @@ class StoreUnavailableError(StoreError):
 
     ``outcome_unknown`` is true when a write was sent but its answer never came back:
     it may or may not have been applied. Read the job back (``get``) before deciding
-    what to do; see "Store faults" in ``docs/index.md``.
+    what to do; see "Store faults" in ``docs/stores.md``.
     """
 
     def __init__(self, message: str, *, outcome_unknown: bool = False) -> None:

@@ -251,7 +251,7 @@ def build_cues(
     Raises:
         ValueError: A word has a non-finite time.
 
-    Example:
+    Examples:
         >>> from audioflow.records import Word, TranscriptSegment, Transcript
         >>> seg = TranscriptSegment(start=0.0, end=1.0, text="Hi there.", words=(
         ...     Word(text="Hi", start=0.0, end=0.4), Word(text="there.", start=0.5, end=1.0)))

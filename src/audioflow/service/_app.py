@@ -360,9 +360,9 @@ def create_app(
         max_upload_bytes: larger uploads are answered 413 as soon as they pass it.
         max_duration: longer media is refused (415) before it is queued.
         max_running: jobs run at once in this process (with ``pipeline``).
-        webhook_attempts, webhook_backoff, webhook_timeout: deliveries of a job's
-            webhook: attempts, the first wait between them (doubling), and each one's
-            time limit (seconds).
+        webhook_attempts: deliveries of a job's webhook, at most.
+        webhook_backoff: the first wait between deliveries in seconds (doubling).
+        webhook_timeout: each delivery's time limit in seconds.
     """
     ring = KeyRing(keys_from_env() if keys is None else keys)
     if not ring.keys:

@@ -10,6 +10,8 @@
   pytest, only PyAV).
 * :class:`FaultyStore` — wraps any JobStore and fails the calls you choose, before or
   after they took effect.
+* :class:`SqliteJobStore` — the reference third-party store (SQLite, public API only)
+  that ``docs/custom-jobstore.md`` builds; it passes the conformance suite.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
     from .conformance import FakeClock, JobStoreConformance
     from .deepgram import FakeDeepgramServer, Fault, RecordedRequest
     from .faults import FaultyStore
+    from .sqlite import SqliteJobStore
 
 __all__ = [
     "FakeClock",
@@ -28,6 +31,7 @@ __all__ = [
     "FaultyStore",
     "JobStoreConformance",
     "RecordedRequest",
+    "SqliteJobStore",
 ]
 
 
@@ -45,4 +49,8 @@ def __getattr__(name: str) -> Any:
         from .faults import FaultyStore
 
         return FaultyStore
+    if name == "SqliteJobStore":
+        from .sqlite import SqliteJobStore
+
+        return SqliteJobStore
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -89,9 +89,12 @@ class DeepgramTranscriber:
         model: Deepgram model (``nova-3``...).
         language: BCP-47 language sent when ``transcribe`` is not given one; ``None``
             leaves Deepgram's default.
-        smart_format, punctuate, diarize, utterances, paragraphs: Deepgram features
-            (``smart_format`` is on by default: its punctuation gives sentence
-            segments; ``punctuate=None`` leaves Deepgram's default).
+        smart_format: Deepgram's smart formatting, on by default: its punctuation
+            gives sentence segments.
+        punctuate: Deepgram's punctuation; ``None`` leaves Deepgram's default.
+        diarize: ask Deepgram who speaks each word (``Word.speaker``).
+        utterances: ask for Deepgram's utterances (segments by pause and speaker).
+        paragraphs: ask for Deepgram's paragraphs.
         summarize: Ask for a summary (``summarize=v2``); billed extra, not returned by
             ``transcribe``.
         base_url: REST base URL (default Deepgram's); a self-hosted or local server
@@ -105,8 +108,9 @@ class DeepgramTranscriber:
         max_window: Longest window in seconds accepted.
         max_batch: Most windows per ``transcribe`` call.
         concurrency: Windows of one call in flight at once.
-        rate_per_minute, diarization_rate_per_minute, summarization_rate_per_minute:
-            USD per billed minute, for ``Usage.cost``.
+        rate_per_minute: USD per billed minute, for ``Usage.cost``.
+        diarization_rate_per_minute: USD per billed minute with ``diarize``, added.
+        summarization_rate_per_minute: USD per billed minute with ``summarize``, added.
         sleep: Awaitable sleep used between retries (tests inject a recorder).
         http_client: An ``httpx.AsyncClient`` the caller owns (proxies, transports);
             by default the transcriber makes and closes its own.
