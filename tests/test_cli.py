@@ -160,7 +160,7 @@ def test_the_command_limits_malloc_arenas_unless_the_operator_chose(
         pytest.skip("glibc only")
     monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
     assert cli._limit_malloc_arenas() is True
-    assert os.environ["MALLOC_ARENA_MAX"] == "2"  # inherited by worker processes
+    assert os.environ["MALLOC_ARENA_MAX"] == "1"  # inherited by worker processes
     monkeypatch.setenv("MALLOC_ARENA_MAX", "8")
     assert cli._limit_malloc_arenas() is False
     assert os.environ["MALLOC_ARENA_MAX"] == "8"

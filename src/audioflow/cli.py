@@ -563,22 +563,24 @@ _M_ARENA_MAX = -8  # glibc's mallopt parameter
 
 
 def _limit_malloc_arenas() -> bool:
-    """Two glibc malloc arenas for this process and the workers it starts.
+    """One glibc malloc arena for this process and the workers it starts.
 
     glibc gives threads their own arenas (up to 8 per core) and memory freed in one is
     not reused by another: the model, decoder and speech-detection threads of a long
-    job fragmented the heap until a 2-hour file peaked at 1042 MiB against about
-    870 MiB for a 5-minute one; with two arenas it peaked at 856 MiB (issue 13). An
+    job fragment the heap. On a 2-hour file the command peaked at 1042 MiB with glibc's
+    default against about 870 MiB on a 5-minute one; with two model calls at once
+    (``WhisperTranscriber(num_workers=2)``) two arenas peaked at 1068-1162 MiB and one
+    at 981-992 MiB, with no speed lost outside the noise (docs/pipeline.md). An
     operator's own ``MALLOC_ARENA_MAX`` is left alone. Returns whether it was set.
     """
     if "MALLOC_ARENA_MAX" in os.environ or not sys.platform.startswith("linux"):
         return False
-    os.environ["MALLOC_ARENA_MAX"] = "2"  # for the worker processes started from here
+    os.environ["MALLOC_ARENA_MAX"] = "1"  # for the worker processes started from here
     try:
         import ctypes
 
         libc = ctypes.CDLL(None)
-        return bool(libc.mallopt(_M_ARENA_MAX, 2))  # for this one, already running
+        return bool(libc.mallopt(_M_ARENA_MAX, 1))  # for this one, already running
     except (OSError, AttributeError):  # not glibc (musl has no mallopt)
         return False
 

@@ -63,6 +63,18 @@ from ..records import (
     Lease,
     WindowTranscript,
 )
+
+# Before the modules that import redis themselves (._batch): without the extra, the
+# error names it.
+try:
+    import redis.asyncio as aioredis
+    import redis.exceptions as redis_errors
+    from redis.asyncio.cluster import RedisCluster
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialBackoff
+except ImportError as exc:  # .ci/run checks it in a venv without the extra
+    raise MissingDependencyError("redis", "redis") from exc
+
 from ._batch import CLUSTER_UNAVAILABLE, CommandBatcher
 from ._codec import (
     FIELDS,
@@ -94,15 +106,6 @@ from ._rules import (
 )
 from .memory import order_key
 from .protocol import JobFields, check_fields
-
-try:
-    import redis.asyncio as aioredis
-    import redis.exceptions as redis_errors
-    from redis.asyncio.cluster import RedisCluster
-    from redis.asyncio.retry import Retry
-    from redis.backoff import ExponentialBackoff
-except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise MissingDependencyError("redis", "redis") from exc
 
 __all__ = ["RedisJobStore"]
 
