@@ -16,8 +16,8 @@ from audioflow import Job, JobError, JobStatus, RedisJobStore
 from audioflow.cli import output_path
 from audioflow.errors import AudioflowError
 from audioflow.render import parse_json
-from redis_helpers import delete_prefix, redis_url
-from speech_helpers import wer
+from support.redis_server import delete_prefix, redis_url
+from support.speech import wer
 
 COMMAND = shutil.which("audioflow", path=str(Path(sys.executable).parent)) or "audioflow"
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from redis_helpers import delete_prefix, redis_url
+from support.redis_server import delete_prefix, redis_url
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [

@@ -261,34 +261,36 @@ async def _transcribe(args: argparse.Namespace) -> int:
     pipeline = Pipeline(transcriber, store=store, formats=args.format, vad=args.vad)
     args.out.mkdir(parents=True, exist_ok=True)
     display = _Progress(sys.stderr)
-    failures = 0
-    slots = anyio.Semaphore(args.concurrency)
+    paths: list[Path] = list(args.files)
 
-    async def one(path: Path) -> None:
-        nonlocal failures
-        async with slots:
+    def done(i: int, result: JobResult | AudioflowError) -> None:
+        path = paths[i]
+        if isinstance(result, JobResult):
             try:
-                result: JobResult = await pipeline.run(
-                    path,
-                    options=JobOptions(formats=args.format, language=args.language),
-                    on_progress=lambda p: display.update(path.name, p),
-                )
                 for fmt, text in result.artifacts.items():
                     output_path(args.out, path, fmt).write_text(text, encoding="utf-8")
-                display.done(path.name, f"done -> {args.out}/{path.stem}.*")
             except AudioflowError as exc:
-                failures += 1
-                message = " ".join(str(exc).split())
-                display.done(path.name, f"failed: {type(exc).__name__}: {message}")
+                result = exc
+            else:
+                display.done(path.name, f"done -> {args.out}/{path.stem}.*")
+                return
+        message = " ".join(str(result).split())
+        display.done(path.name, f"failed: {type(result).__name__}: {message}")
+        failed.append(path)
 
+    failed: list[Path] = []
     try:
-        async with anyio.create_task_group() as tg:
-            for path in args.files:
-                tg.start_soon(one, path)
+        await pipeline.run_many(
+            paths,
+            concurrency=args.concurrency,
+            options=JobOptions(formats=args.format, language=args.language),
+            on_progress=lambda i, p: display.update(paths[i].name, p),
+            on_done=done,
+        )
     finally:
         await transcriber.aclose()
         await store.aclose()
-    return 1 if failures else 0
+    return 1 if failed else 0
 
 
 async def _status(args: argparse.Namespace) -> int:

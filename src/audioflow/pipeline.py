@@ -9,11 +9,12 @@ writers are ``audioflow._writers``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import socket
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from .records import (
     JobOptions,
     JobResult,
     JobStatus,
+    Progress,
     Transcript,
     TranscriptSegment,
 )
@@ -224,12 +226,22 @@ class Pipeline:
         *,
         concurrency: int = 4,
         options: JobOptions | None = None,
+        on_progress: Callable[[int, Progress], None] | None = None,
+        on_done: Callable[[int, JobResult | AudioflowError], None] | None = None,
     ) -> list[JobResult | AudioflowError]:
         """Run one job per source, at most ``concurrency`` at a time, sharing this store,
         transcriber and CPU limiter.
 
         One job failing does not stop the others: its slot in the returned list (in
         ``sources`` order) holds the error instead of a result. Cancellation cancels all.
+
+        Args:
+            sources: the files (or URLs PyAV opens), one job each.
+            concurrency: jobs run at once.
+            options: the options of every job.
+            on_progress: called with a source's index and its job's progress.
+            on_done: called with a source's index and its result or error as soon as
+                its job ends (the command writes each file's outputs from it).
         """
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -239,10 +251,16 @@ class Pipeline:
 
         async def one(i: int, source: Source) -> None:
             async with slots:
+                report = None if on_progress is None else functools.partial(on_progress, i)
                 try:
-                    results[i] = await self.run(source, options=options)
+                    result: JobResult | AudioflowError = await self.run(
+                        source, options=options, on_progress=report
+                    )
                 except AudioflowError as exc:
-                    results[i] = exc
+                    result = exc
+                results[i] = result
+                if on_done is not None:
+                    on_done(i, result)
 
         async with anyio.create_task_group() as tg:
             for i, source in enumerate(sources):

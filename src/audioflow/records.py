@@ -237,7 +237,7 @@ class Transcript(msgspec.Struct, frozen=True, kw_only=True):
                 end is before its start.
             TypeError: ``response`` is not a dict, bytes or str.
         """
-        from ._deepgram_response import transcript_from_deepgram
+        from .transcribers.deepgram._response import transcript_from_deepgram
 
         return transcript_from_deepgram(response, pause=pause)
 

@@ -10,7 +10,7 @@ import pytest
 from burst_media import bursts, write_bursts
 
 from audioflow import JobStore, MemoryJobStore, RedisJobStore
-from redis_helpers import delete_prefix, redis_url
+from support.redis_server import delete_prefix, redis_url
 
 
 @pytest.fixture

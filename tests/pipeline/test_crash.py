@@ -20,7 +20,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from audioflow import EventKind, Job, JobStatus, LeaseLostError, RedisJobStore
-from redis_helpers import delete_prefix, redis_url
+from support.redis_server import delete_prefix, redis_url
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 

@@ -26,7 +26,7 @@ from audioflow import (
 from audioflow.testing import FakeClock, FaultyStore
 from audioflow.testing.transcribers import BurstTranscriber
 from audioflow.transcribers import AudioWindow, WindowCallback, WindowTranscript
-from redis_helpers import delete_prefix, redis_url
+from support.redis_server import delete_prefix, redis_url
 
 pytestmark = pytest.mark.anyio
 

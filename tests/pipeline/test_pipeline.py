@@ -205,12 +205,25 @@ async def test_run_many_reports_each_failure_in_its_slot(
     bad = tmp_path / "empty.wav"
     bad.write_bytes(b"")
     pipeline = Pipeline(BurstTranscriber(max_window=4.0), store=store)
-    out = await pipeline.run_many([path, bad, path], concurrency=2)
+    progress: dict[int, list[float]] = {0: [], 1: [], 2: []}
+    ended: list[tuple[int, object]] = []
+    out = await pipeline.run_many(
+        [path, bad, path],
+        concurrency=2,
+        on_progress=lambda i, p: progress[i].append(p.fraction),
+        on_done=lambda i, result: ended.append((i, result)),
+    )
     assert len(out) == 3
     assert isinstance(out[1], DecodeError)
     for ok in (out[0], out[2]):
         assert not isinstance(ok, Exception)
         assert_words_at(ok.transcript, plan)
+    # Each source's progress under its own index, and each end reported once, with
+    # what its slot holds.
+    assert sorted(i for i, _ in ended) == [0, 1, 2]
+    assert all(out[i] is result for i, result in ended)
+    for i in (0, 2):
+        assert progress[i] == sorted(progress[i]) and progress[i][-1] == 1.0
 
 
 def test_unknown_format_is_refused() -> None:

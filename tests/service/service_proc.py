@@ -18,7 +18,7 @@ import httpx
 import numpy as np
 
 from audioflow.testing.media import AudioTrack, write_media
-from redis_helpers import delete_prefix, redis_url
+from support.redis_server import delete_prefix, redis_url
 
 HERE = Path(__file__).parent
 RATE = 16_000

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from service_proc import bursts, events, service, upload
 
-from redis_helpers import DurableRedis
+from support.redis_server import DurableRedis
 
 pytestmark = pytest.mark.slow
 

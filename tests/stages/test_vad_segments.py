@@ -187,9 +187,8 @@ def test_silero_segments_match_faster_whispers_on_recorded_speech() -> None:
     # the frame: boundaries agree within half a frame (256 samples).
     pytest.importorskip("onnxruntime")
     fw_vad = pytest.importorskip("faster_whisper.vad")
-    from tests.speech_helpers import decode_16k
-
     from audioflow.vad.silero import SileroVad
+    from support.speech import decode_16k
 
     audio = decode_16k(Path(__file__).resolve().parents[2] / "examples" / "sample.flac")
     expected = fw_vad.get_speech_timestamps(

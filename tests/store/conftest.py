@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import redis.asyncio as aioredis
 
-from redis_helpers import delete_prefix
-from redis_helpers import redis_url as _redis_url
+from support.redis_server import delete_prefix
+from support.redis_server import redis_url as _redis_url
 
 
 @pytest.fixture

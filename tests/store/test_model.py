@@ -35,7 +35,7 @@ from audioflow import (
     StoreError,
 )
 from audioflow.testing import FakeClock
-from redis_helpers import delete_prefix, redis_url
+from support.redis_server import delete_prefix, redis_url
 
 IDS = st.sampled_from(["a", "b", "c"])
 STATUSES = st.sampled_from(list(JobStatus))

@@ -171,7 +171,7 @@ async def test_list_keeps_index_entry_of_create_in_flight(
 ) -> None:
     store = RedisJobStore(redis_client, prefix=key_prefix)
     job = Job(id="inflight")
-    from audioflow.store.memory import order_key
+    from audioflow.store._rules import order_key
 
     # The entry a create writes just before its script runs: not yet a job, kept.
     await redis_client.zadd(f"{key_prefix}index:all", {order_key(job): 0})

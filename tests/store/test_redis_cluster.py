@@ -30,7 +30,7 @@ from audioflow import (
     StoreUnavailableError,
 )
 from audioflow.testing import FakeClock, JobStoreConformance
-from cluster_helpers import Cluster, missing_binaries, redis_cluster
+from support.redis_cluster import Cluster, missing_binaries, redis_cluster
 
 pytestmark = [
     pytest.mark.anyio,

@@ -28,7 +28,7 @@ from audioflow import (
     Progress,
     RedisJobStore,
 )
-from redis_helpers import redis_url
+from support.redis_server import redis_url
 
 pytestmark = pytest.mark.anyio
 

@@ -14,8 +14,8 @@ import pytest
 
 from audioflow import Transcript
 from audioflow.testing import FakeDeepgramServer, Fault
-from audioflow.transcribers._upload_audio import encode_upload
-from dg_audio import SR, bursts, expected_word_times
+from audioflow.transcribers.deepgram._upload import encode_upload
+from support.deepgram_audio import SR, bursts, expected_word_times
 
 KEY = "fake-key-123"
 SPANS = [(0.5, 1.7), (2.2, 2.8)]

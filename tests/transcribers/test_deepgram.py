@@ -27,9 +27,9 @@ from audioflow import (
 )
 from audioflow.testing import FakeDeepgramServer, Fault
 from audioflow.transcribers import AudioWindow
-from audioflow.transcribers._deepgram_errors import parse_retry_after
 from audioflow.transcribers.deepgram import DeepgramTranscriber
-from dg_audio import SR, bursts, expected_word_times, window
+from audioflow.transcribers.deepgram._errors import parse_retry_after
+from support.deepgram_audio import SR, bursts, expected_word_times, window
 
 pytestmark = pytest.mark.anyio
 

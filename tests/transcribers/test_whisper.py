@@ -20,7 +20,7 @@ import pytest
 from audioflow.errors import ConfigurationError, MissingDependencyError
 from audioflow.transcribers import AudioWindow, Transcriber, WindowTranscript
 from audioflow.transcribers.whisper import WhisperTranscriber
-from speech_helpers import RATE, SPEECH_DIR, decode_16k, reference, split_at_quiet, wer
+from support.speech import RATE, SPEECH_DIR, decode_16k, reference, split_at_quiet, wer
 
 pytestmark = pytest.mark.anyio
 

@@ -17,7 +17,7 @@ import pytest
 from worker_procs import burst_media, delete_queue
 
 from audioflow import Job, JobError, JobResult, JobStatus, RedisJobStore, Transcript
-from redis_helpers import delete_prefix, redis_url
+from support.redis_server import delete_prefix, redis_url
 
 COMMAND = shutil.which("audioflow", path=str(Path(sys.executable).parent)) or "audioflow"
 

@@ -20,7 +20,7 @@ from worker_procs import burst_media, cluster, wait_for
 
 from audioflow import JobStatus, RedisJobStore
 from audioflow.dramatiq import DramatiqQueue
-from redis_helpers import DurableRedis
+from support.redis_server import DurableRedis
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 

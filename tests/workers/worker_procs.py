@@ -25,7 +25,7 @@ import pytest
 import redis
 
 from audioflow.testing.media import AudioTrack, write_media
-from redis_helpers import redis_url
+from support.redis_server import redis_url
 
 HERE = Path(__file__).parent
 #: ``python -c`` code that runs the ``audioflow`` command of this interpreter.

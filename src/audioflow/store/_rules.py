@@ -7,7 +7,7 @@ from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from ..records import FINISHED_STATUSES, JobError, JobStatus
+from ..records import FINISHED_STATUSES, Job, JobError, JobStatus
 from .protocol import LEGAL_TRANSITIONS, check_fields
 
 Clock = Callable[[], float]
@@ -103,3 +103,9 @@ def lease_expired_error(attempts: int, max_attempts: int) -> JobError:
             "stopped renewing it (crashed, killed or stalled), so it is not retried again"
         ),
     )
+
+
+def order_key(job: Job) -> str:
+    """The key ``list`` orders by (creation time, then id), also used as its cursor."""
+    micros = int(job.created_at.timestamp() * 1_000_000)
+    return f"{micros:020d}|{job.id}"

@@ -50,6 +50,7 @@ from ._rules import (
     check_max_attempts,
     check_ttl,
     lease_expired_error,
+    order_key,
     to_datetime,
     transition_fields,
 )
@@ -58,12 +59,6 @@ from .protocol import JobFields, check_fields
 __all__ = ["MemoryJobStore"]
 
 _WATCH_POLL = 1.0  # seconds a watcher waits before re-checking expiry
-
-
-def order_key(job: Job) -> str:
-    """The key ``list`` orders by (creation time, then id), also used as its cursor."""
-    micros = int(job.created_at.timestamp() * 1_000_000)
-    return f"{micros:020d}|{job.id}"
 
 
 def changes_of(job: Job, names: Collection[str]) -> JobChanges:

@@ -101,10 +101,10 @@ from ._rules import (
     check_limits,
     check_max_attempts,
     check_ttl,
+    order_key,
     to_datetime,
     transition_fields,
 )
-from .memory import order_key
 from .protocol import JobFields, check_fields
 
 __all__ = ["RedisJobStore"]

@@ -1,14 +1,4 @@
-"""``DeepgramTranscriber``: windows uploaded to Deepgram's pre-recorded API.
-
-Needs the ``deepgram`` extra (``pip install 'audioflow[deepgram]'``: deepgram-sdk 7.x).
-Each window is encoded in memory (FLAC, or Opus in Ogg) and sent with
-``AsyncDeepgramClient.listen.v1.media.transcribe_file``; the JSON is read by
-:meth:`audioflow.Transcript.from_deepgram`. Windows hold speech only (the pipeline
-cut the silence), so Deepgram bills speech only.
-
-Retries are ours, not the SDK's (it is told ``max_retries=0``): the SDK sleeps with
-``asyncio.sleep`` (which does not run on trio) and does not count attempts for us.
-"""
+"""The Deepgram client: :class:`DeepgramTranscriber` (see the package docs)."""
 
 from __future__ import annotations
 
@@ -20,20 +10,20 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.to_thread
 
-from ..errors import MissingDependencyError, TranscriptionError
-from ..records import Transcript, Usage
-from ._upload_audio import UploadEncoding, encode_upload
-from .base import AudioWindow, WindowCallback, WindowTranscript
+from ...errors import MissingDependencyError, TranscriptionError
+from ...records import Transcript, Usage
+from ..base import AudioWindow, WindowCallback, WindowTranscript
+from ._upload import UploadEncoding, encode_upload
 
 if TYPE_CHECKING:
     import httpx
     from deepgram import AsyncDeepgramClient
 
-    from ._deepgram_errors import Failure as Failure
+    from ._errors import Failure as Failure
 
 __all__ = ["DeepgramTranscriber"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("audioflow.transcribers.deepgram")  # the package's name
 
 
 def _require_sdk() -> None:
@@ -304,7 +294,7 @@ class DeepgramTranscriber:
         try:
             transcript = Transcript.from_deepgram(outcome)
         except (ValueError, TypeError) as exc:
-            from ._deepgram_errors import scrub
+            from ._errors import scrub
 
             secret = self._secret.value
             error = TranscriptionError(
@@ -344,7 +334,7 @@ class DeepgramTranscriber:
         from deepgram.core.api_error import ApiError
         from deepgram.core.parse_error import ParsingError
 
-        from ._deepgram_errors import Failure, from_api_error, from_transport_error, scrub
+        from ._errors import Failure, from_api_error, from_transport_error, scrub
 
         secret = self._secret.value
         try:

@@ -13,7 +13,7 @@ import av
 import numpy as np
 import numpy.typing as npt
 
-SPEECH_DIR = Path(__file__).resolve().parent / "data" / "speech"
+SPEECH_DIR = Path(__file__).resolve().parent.parent / "data" / "speech"
 RATE = 16_000
 
 

@@ -29,8 +29,8 @@ from typing import Any
 
 import msgspec
 
-from ._text import ends_sentence, speaker_label
-from .records import Transcript, TranscriptSegment, Word
+from ..._text import ends_sentence, speaker_label
+from ...records import Transcript, TranscriptSegment, Word
 
 __all__ = ["PAUSE", "transcript_from_deepgram"]
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from ..errors import (
+from ...errors import (
     RateLimitedError,
     TranscriberAuthError,
     TranscriberUnavailableError,
