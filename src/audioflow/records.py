@@ -1,4 +1,11 @@
-"""The typed records that cross every audioflow boundary.
+"""The persisted job schema and its lifecycle rules.
+
+Everything a :class:`Job` holds (options, progress, the result with its transcript,
+media info and quality report, the checkpoint's windows, usage) and the events and
+pages a store returns, with the job status rules (:data:`LEGAL_TRANSITIONS`,
+:data:`TERMINAL_STATUSES`, :data:`FINISHED_STATUSES`). The in-flight audio records
+(``AudioChunk``, ``SpeechSegment``, ``AudioWindow``) are in :mod:`audioflow.audio`;
+the first two are importable from here too.
 
 All records are frozen, keyword-only :class:`msgspec.Struct` s. Persisted records follow
 msgspec's schema-evolution rules: they never forbid unknown fields (an older reader skips
@@ -10,17 +17,18 @@ timezone-aware UTC :class:`~datetime.datetime` s.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-import numpy as np
-import numpy.typing as npt
 
 from ._formats import FORMATS
+from .audio import AudioChunk, SpeechSegment
 
 __all__ = [
     "FINISHED_STATUSES",
+    "LEGAL_TRANSITIONS",
     "TERMINAL_STATUSES",
     "AudioChunk",
     "Checkpoint",
@@ -67,6 +75,17 @@ TERMINAL_STATUSES: frozenset[JobStatus] = frozenset({JobStatus.COMPLETED, JobSta
 #: Statuses that end a run (``failed`` can still be retried explicitly).
 FINISHED_STATUSES: frozenset[JobStatus] = TERMINAL_STATUSES | {JobStatus.FAILED}
 
+#: ``LEGAL_TRANSITIONS[to]`` is the set of statuses a job may move to ``to`` from.
+#: ``running → queued`` is allowed only to the lease holder or once the lease expired;
+#: ``failed → queued`` is an explicit retry; ``completed`` and ``cancelled`` are final.
+LEGAL_TRANSITIONS: Mapping[JobStatus, frozenset[JobStatus]] = {
+    JobStatus.QUEUED: frozenset({JobStatus.RUNNING, JobStatus.FAILED}),
+    JobStatus.RUNNING: frozenset({JobStatus.QUEUED}),
+    JobStatus.COMPLETED: frozenset({JobStatus.RUNNING}),
+    JobStatus.FAILED: frozenset({JobStatus.RUNNING}),
+    JobStatus.CANCELLED: frozenset({JobStatus.QUEUED, JobStatus.RUNNING}),
+}
+
 
 # --------------------------------------------------------------------------- jobs
 
@@ -111,41 +130,7 @@ class Lease(msgspec.Struct, frozen=True, kw_only=True):
     expires_at: datetime
 
 
-# --------------------------------------------------------------------------- audio
-
-
-class AudioChunk(msgspec.Struct, frozen=True, kw_only=True):
-    """A run of float32 mono samples starting at ``start`` seconds. Not persisted."""
-
-    samples: npt.NDArray[np.float32]
-    start: float
-    sample_rate: int = 16_000
-
-    @property
-    def duration(self) -> float:
-        return len(self.samples) / self.sample_rate
-
-    @property
-    def end(self) -> float:
-        return self.start + self.duration
-
-
-class SpeechSegment(msgspec.Struct, frozen=True, kw_only=True):
-    """A stretch of detected speech, ``start``/``end`` on the original timeline.
-
-    ``samples`` may be a view of the decoded chunk it lies in (read-only use).
-    ``start``/``end`` include the detector's padding; ``speech_start``/``speech_end``
-    (when set) are where it heard speech begin and end inside them. A transcriber
-    window's words are kept inside those bounds (Whisper's alignment tends to start
-    the first word where the padding starts).
-    """
-
-    start: float
-    end: float
-    samples: npt.NDArray[np.float32]
-    sample_rate: int = 16_000
-    speech_start: float | None = None
-    speech_end: float | None = None
+# ------------------------------------------------------------- media and transcripts
 
 
 class MediaInfo(msgspec.Struct, frozen=True, kw_only=True):

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, TypedDict, Unpack, runtime_checkable
 
+from ..records import LEGAL_TRANSITIONS as LEGAL_TRANSITIONS  # the rule lives with the schema
 from ..records import (
     Checkpoint,
     Job,
@@ -59,25 +60,6 @@ class JobFields(TypedDict, total=False):
 
 #: Names of the fields ``update`` and ``transition`` accept.
 UPDATABLE_FIELDS: frozenset[str] = frozenset(JobFields.__annotations__)
-
-Q, R, C, F, X = (
-    JobStatus.QUEUED,
-    JobStatus.RUNNING,
-    JobStatus.COMPLETED,
-    JobStatus.FAILED,
-    JobStatus.CANCELLED,
-)
-
-#: ``LEGAL_TRANSITIONS[to]`` is the set of statuses a job may move to ``to`` from.
-#: ``running → queued`` is allowed only to the lease holder or once the lease expired;
-#: ``failed → queued`` is an explicit retry; ``completed`` and ``cancelled`` are final.
-LEGAL_TRANSITIONS: Mapping[JobStatus, frozenset[JobStatus]] = {
-    Q: frozenset({R, F}),
-    R: frozenset({Q}),
-    C: frozenset({R}),
-    F: frozenset({R}),
-    X: frozenset({Q, R}),
-}
 
 
 def check_fields(fields: Mapping[str, Any]) -> None:

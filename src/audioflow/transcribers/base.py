@@ -12,10 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
-import msgspec
-import numpy as np
-import numpy.typing as npt
-
+from ..audio import AudioWindow
 from ..records import WindowTranscript
 
 __all__ = [
@@ -31,22 +28,6 @@ __all__ = [
 
 #: Called with each window's result as soon as the transcriber has it.
 WindowCallback = Callable[[WindowTranscript], None]
-
-
-class AudioWindow(msgspec.Struct, frozen=True, kw_only=True):
-    """Packed speech to transcribe: float32 mono samples in [-1, 1].
-
-    ``index`` is the window's position in the job (0, 1, ...), stable across retries,
-    so a transcriber or a checkpoint can name it.
-    """
-
-    samples: npt.NDArray[np.float32]
-    sample_rate: int = 16_000
-    index: int = 0
-
-    @property
-    def duration(self) -> float:
-        return len(self.samples) / self.sample_rate
 
 
 #: Seconds of silence packed between speech segments for a transcriber that declares
