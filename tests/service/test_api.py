@@ -161,6 +161,39 @@ def test_a_file_that_is_not_media_is_415_and_leaves_nothing(
         assert set(server.upload_dir.iterdir()) == before  # nothing kept
 
 
+def test_a_failed_jobs_error_does_not_show_where_uploads_are_stored(server: Service) -> None:
+    # What a pipeline records when the stored upload cannot be read: the server-side
+    # path. Clients get the stored file's name, in the job, its events and webhooks.
+    import anyio
+
+    from audioflow import Job, JobError, JobStatus, RedisJobStore
+    from support.redis_server import redis_url
+
+    stored = server.upload_dir / "lost123.wav"
+    message = f"{stored}: no such file"
+
+    async def plant() -> None:
+        async with RedisJobStore(redis_url(), prefix=server.prefix) as store:
+            await store.create(
+                Job(
+                    id="lost123",
+                    source=str(stored),
+                    status=JobStatus.FAILED,
+                    error=JobError(type="DecodeError", message=message, stage="decode"),
+                    meta={"owner": ALICE["name"], "filename": "talk.wav"},
+                )
+            )
+
+    anyio.run(plant)
+    with server.client() as client:
+        job = client.get("/v1/jobs/lost123").json()
+        assert job["status"] == "failed"
+        assert job["error"]["message"] == "lost123.wav: no such file"
+        [snapshot] = list(events(client, "/v1/jobs/lost123/events"))
+        assert snapshot["data"]["error"]["message"] == "lost123.wav: no such file"
+        assert str(server.upload_dir) not in json.dumps([job, snapshot])
+
+
 def test_names_cannot_leave_the_upload_folder(server: Service, media: Path) -> None:
     with server.client() as client:
         job = upload(client, media, filename="../../etc/passwd/..\\x.flac").json()

@@ -3,6 +3,7 @@
 import hashlib
 import json
 import logging
+import os
 import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
@@ -131,6 +132,11 @@ class _Service:
         self.tg: anyio.abc.TaskGroup | None = None
         self.http: httpx.AsyncClient | None = None
 
+    def public(self, message: str) -> str:
+        """``message`` without this server's upload folder: an error about an upload
+        names the stored file (``<job id>.<ext>``), never where it is stored."""
+        return message.replace(f"{self.upload_dir}{os.sep}", "")
+
     # ------------------------------------------------------------- life
 
     @asynccontextmanager
@@ -234,7 +240,9 @@ class _Service:
                 "job_id": job.id,
                 "status": job.status.value,
                 "error": (
-                    {"type": job.error.type, "message": job.error.message} if job.error else None
+                    {"type": job.error.type, "message": self.public(job.error.message)}
+                    if job.error
+                    else None
                 ),
                 "finished_at": job.finished_at.isoformat() if job.finished_at else None,
                 "formats": sorted(job.artifacts),
@@ -303,7 +311,9 @@ class _Service:
                 fraction=job.progress.fraction,
                 message=job.progress.message,
             ),
-            error=JobErrorOut(type=error.type, message=error.message, stage=error.stage)
+            error=JobErrorOut(
+                type=error.type, message=self.public(error.message), stage=error.stage
+            )
             if error
             else None,
             attempts=job.attempts,
@@ -625,9 +635,9 @@ def create_app(
             try:
                 if first is None:
                     return
-                yield _sse(first)
+                yield _sse(first, service.public)
                 async for event in events:
-                    yield _sse(event)
+                    yield _sse(event, service.public)
             finally:
                 aclose = getattr(events, "aclose", None)
                 if aclose is not None:
@@ -688,9 +698,10 @@ def create_app(
     return app
 
 
-def _sse(event: JobEvent) -> dict[str, str]:
+def _sse(event: JobEvent, public: Callable[[str], str]) -> dict[str, str]:
     """One store event as a server-sent event: its cursor as the id, its kind as the
-    event name, the status and what changed of interest to a client as JSON data."""
+    event name, the status and what changed of interest to a client as JSON data
+    (error messages through ``public``)."""
     changes = event.changes
     data: dict[str, Any] = {
         "status": event.status.value,
@@ -701,7 +712,7 @@ def _sse(event: JobEvent) -> dict[str, str]:
         p = changes.progress
         data["progress"] = {"stage": p.stage, "fraction": p.fraction, "message": p.message}
     if isinstance(changes.error, JobError):
-        data["error"] = {"type": changes.error.type, "message": changes.error.message}
+        data["error"] = {"type": changes.error.type, "message": public(changes.error.message)}
     if isinstance(changes.artifacts, dict):
         data["formats"] = sorted(changes.artifacts)
     return {"id": event.cursor, "event": event.kind.value, "data": json.dumps(data)}
