@@ -175,6 +175,14 @@ class JobStoreConformance:
 
     # ------------------------------------------------------------------ create / get
 
+    async def test_create_keeps_the_callers_created_at(self, store: JobStore) -> None:
+        # The store does not stamp its own clock over the caller's creation time.
+        when = datetime(2001, 2, 3, 4, 5, 6, 789000, tzinfo=UTC)
+        created = await store.create(Job(id=_new_id(), source="a.wav", created_at=when))
+        assert (created.created_at, created.version) == (when, 1)
+        got = await store.get(created.id)
+        assert got is not None and got.created_at == when
+
     async def test_create_then_get_round_trips(self, store: JobStore) -> None:
         job = Job(id=_new_id(), source="a.wav", meta={"team": "x"}, progress=Progress(stage="v"))
         created = await store.create(job)
@@ -312,6 +320,16 @@ class JobStoreConformance:
             assert info.value.current == src
             assert await store.get(job.id) == before
 
+    async def test_transition_expect_takes_several_statuses(self, store: JobStore) -> None:
+        # ``expect`` is a collection: any of its statuses may be the current one.
+        job = await self._job(store)
+        moved = await store.transition(job.id, S.CANCELLED, expect={S.QUEUED, S.RUNNING})
+        assert moved.status is S.CANCELLED
+        other = await self._job(store)
+        await store.transition(other.id, S.RUNNING)
+        moved = await store.transition(other.id, S.CANCELLED, expect=[S.QUEUED, S.RUNNING])
+        assert moved.status is S.CANCELLED
+
     async def test_transition_expect_mismatch(self, store: JobStore) -> None:
         job = await self._job(store)
         with pytest.raises(InvalidTransitionError) as info:
@@ -396,6 +414,21 @@ class JobStoreConformance:
         with pytest.raises(LeaseLostError):
             await store.renew(job.id, lease_token=lease.token, lease_seconds=10)
 
+    async def test_renew_is_a_write_that_watchers_see(self, store: JobStore) -> None:
+        # A renewal bumps the version and emits an UPDATED event carrying the lease.
+        job = await self._job(store)
+        claimed = await store.claim(job.id, owner="w", lease_seconds=10)
+        assert claimed.lease is not None
+        lease = await store.renew(job.id, lease_token=claimed.lease.token, lease_seconds=20)
+        got = await store.get(job.id)
+        assert got is not None and got.version == claimed.version + 1
+        await store.transition(job.id, S.COMPLETED, lease_token=lease.token)  # ends the watch
+        with anyio.fail_after(10):
+            history = [e async for e in store.watch(job.id, cursor="0")]
+        [renewal] = [e for e in history if e.version == got.version]
+        assert renewal.kind is EventKind.UPDATED
+        assert renewal.changes.lease == lease
+
     async def test_requeue_expired_then_fail_after_max_attempts(
         self, store: JobStore, clock: FakeClock
     ) -> None:
@@ -463,6 +496,12 @@ class JobStoreConformance:
         assert await store.get(job.id) is None
         assert await store.delete(job.id) is False
         await store.create(job)  # the id is free again
+
+    async def test_a_page_holds_its_jobs_in_a_tuple(self, store: JobStore) -> None:
+        await self._job(store)
+        page = await store.list(limit=1)
+        assert isinstance(page.jobs, tuple) and isinstance(page.corrupt, tuple)
+        assert len(page.jobs) == 1
 
     async def test_list_pages_in_creation_order(self, store: JobStore, clock: FakeClock) -> None:
         ids = []
@@ -564,6 +603,31 @@ class JobStoreConformance:
                 await started.wait()
                 await store.delete(job.id)
         assert [e.kind for e in events] == [EventKind.SNAPSHOT, EventKind.DELETED]
+
+    async def test_the_deleted_event_carries_the_last_version_and_status(
+        self, store: JobStore
+    ) -> None:
+        job = await self._job(store)
+        await store.transition(job.id, S.RUNNING)
+        version = await store.update(job.id, meta={"last": "write"})
+        events: list[JobEvent] = []
+        started = anyio.Event()
+
+        async def watcher() -> None:
+            async for event in store.watch(job.id):
+                events.append(event)
+                started.set()
+
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(watcher)
+                await started.wait()
+                await store.delete(job.id)
+        deleted = events[-1]
+        assert deleted.kind is EventKind.DELETED
+        # The delete does not bump the version, and changes nothing a watcher could apply.
+        assert (deleted.version, deleted.status) == (version, S.RUNNING)
+        assert deleted.changes.fields() == ()
 
     async def test_watch_missing_job_yields_nothing(self, store: JobStore) -> None:
         with anyio.fail_after(10):
