@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 
 import pytest
 from hypothesis import given, note
 from hypothesis import strategies as st
 
+from audioflow._text import ends_sentence
 from audioflow.records import Transcript, TranscriptSegment, Word
 from audioflow.render import CaptionRules, Cue, build_cues
 
@@ -101,6 +103,7 @@ def _speed_achievable(words: list[Word], next_start: float, rules: CaptionRules)
                 any(len(t) > rules.max_chars_per_line for t in texts)
                 or _greedy_lines(texts, rules.max_chars_per_line) > rules.max_lines
                 or last_end - start > rules.max_duration
+                or _spans_a_sentence_pause(cue, rules)
             ):
                 continue
             following = words[i].start if i < n else next_start
@@ -110,6 +113,14 @@ def _speed_achievable(words: list[Word], next_start: float, rules: CaptionRules)
                 ok[i] = True
                 break
     return ok[n]
+
+
+def _spans_a_sentence_pause(words: Sequence[Word], rules: CaptionRules) -> bool:
+    """Whether a sentence end followed by ``sentence_pause`` of silence is inside."""
+    return any(
+        ends_sentence(a.text) and b.start - a.end >= rules.sentence_pause
+        for a, b in itertools.pairwise(words)
+    )
 
 
 def _turns(words: list[Word]) -> list[tuple[int, int]]:
@@ -152,6 +163,20 @@ def test_hard_rules(transcript: Transcript) -> None:
             assert word.end - word.start > RULES.max_duration
         # A speaker change starts a new cue: one speaker per cue.
         assert {w.speaker for w in cue.words} == {cue.speaker}
+        # So does a sentence that ends in a pause.
+        assert not _spans_a_sentence_pause(cue.words, RULES)
+
+
+@given(word_streams(), st.floats(0.0, 2.0))
+def test_no_cue_ends_after_the_media(transcript: Transcript, after: float) -> None:
+    words = _all_words(transcript)
+    if not words:
+        return
+    # The media ends some time after the last word (as a decoder measures it).
+    end = max(w.end for w in words) + after
+    cues = build_cues(Transcript(segments=transcript.segments, duration=end))
+    assert all(cue.end <= end for cue in cues)
+    assert [w for c in cues for w in c.words] == words  # every word, once, in order
 
 
 @given(word_streams())
@@ -264,6 +289,35 @@ def test_breaks_at_the_sentence_end_rather_than_mid_phrase() -> None:
     assert cues[0].lines[-1].endswith("river.")
 
 
+def test_a_sentence_that_ends_in_a_pause_ends_its_cue() -> None:
+    # The shipped sample's captions ran a cue across a sentence end and the 0.5 s pause
+    # after it; by the soft costs alone this split does the same.
+    first = _words("Welcome to audio flow.", start=1.0)
+    second = _words(
+        "This short recording was made for the quick start.", start=first[-1].end + 0.5
+    )
+    transcript = _transcript(first, second)
+    cues = build_cues(transcript)
+    assert [c.text for c in cues] == [
+        "Welcome to audio flow.",
+        "This short recording was made\nfor the quick start.",
+    ]
+    soft_only = build_cues(transcript, CaptionRules(sentence_pause=math.inf))
+    assert soft_only[0].lines[0] == "Welcome to audio flow. This short"
+    # A pause shorter than ``sentence_pause`` does not force the break.
+    close = _words("This short recording was made for the quick start.", start=first[-1].end + 0.1)
+    assert build_cues(_transcript(first, close))[0].lines[0] == "Welcome to audio flow. This short"
+
+
+def test_the_last_cue_lingers_only_to_the_media_end() -> None:
+    words = _words("The end.", start=10.0)  # last word ends at 10.55
+    transcript = Transcript(segments=(_segment(words),), duration=10.6)
+    [cue] = build_cues(transcript)
+    assert cue.end == pytest.approx(10.6)  # not 10.55 + the 0.6 s linger
+    [unbounded] = build_cues(Transcript(segments=(_segment(words),)))
+    assert unbounded.end == pytest.approx(10.55 + CaptionRules().linger)
+
+
 def test_breaks_at_a_pause() -> None:
     first = _words("one two three four five six seven eight nine ten eleven twelve")
     second = _words("thirteen fourteen fifteen sixteen seventeen eighteen", start=4.7, step=0.5)
@@ -353,6 +407,10 @@ def test_bad_rules_are_rejected() -> None:
         CaptionRules(max_duration=0)
     with pytest.raises(ValueError, match="at least 1"):
         CaptionRules(max_lines=0)
+    with pytest.raises(ValueError, match="sentence_pause"):
+        CaptionRules(sentence_pause=-0.1)
+    with pytest.raises(ValueError, match="sentence_pause"):
+        CaptionRules(sentence_pause=math.nan)
 
 
 def test_blank_words_are_skipped_and_inner_whitespace_normalised() -> None:

@@ -5,8 +5,9 @@ The builder treats the caption rules in two tiers:
 * **Hard rules** hold for every cue, except where one word alone breaks them (then that
   word gets a cue of its own; words are never dropped or split): at most
   ``max_chars_per_line`` characters a line, at most ``max_lines`` lines a cue, at most
-  ``max_duration`` seconds a cue, a speaker change always starts a new cue, cues never
-  overlap and come in time order.
+  ``max_duration`` seconds a cue, a speaker change always starts a new cue, so does a
+  sentence end followed by ``sentence_pause`` seconds of silence, cues never overlap,
+  come in time order and never end after the media (``Transcript.duration``).
 * **Reading speed** (``max_chars_per_second``) is a soft rule, because no split can fix a
   fast talker: a cue is never shorter than its own words. It is honoured *wherever a
   split can achieve it*: within each speaker turn the builder first minimises the number
@@ -205,6 +206,8 @@ def _split_turn(
                 if lines > rules.max_lines or last_end - start > rules.max_duration:
                     break
                 prev = toks[i - 1]
+                if ends_sentence(prev.text) and tok.start - prev.end >= rules.sentence_pause:
+                    break  # a sentence that ends in a pause ends its cue
                 inner += _INNER_PAUSE * max(tok.start - prev.end - 0.5, 0.0)
                 if ends_sentence(prev.text):
                     inner += _INNER_SENTENCE
@@ -262,13 +265,15 @@ def build_cues(
     if not isinstance(transcript, Transcript):
         transcript = Transcript(segments=tuple(transcript))
     toks = _tokens(transcript)
+    # The last cue lingers at most to the media's end.
+    media_end = transcript.duration if transcript.duration is not None else math.inf
     cues: list[Cue] = []
     turn_start = 0
     for at in range(1, len(toks) + 1):
         if at < len(toks) and toks[at].speaker == toks[turn_start].speaker:
             continue
         turn = toks[turn_start:at]
-        next_start = toks[at].start if at < len(toks) else math.inf
+        next_start = toks[at].start if at < len(toks) else media_end
         for a, b in _split_turn(turn, next_start, rules):
             words = turn[a:b]
             following = turn[b].start if b < len(turn) else next_start

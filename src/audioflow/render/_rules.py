@@ -21,7 +21,11 @@ class CaptionRules(msgspec.Struct, frozen=True, kw_only=True):
         max_chars_per_second: Reading speed, characters (spaces included) per second
             of display; met wherever a split can meet it (see the module docstring).
         linger: Seconds a cue stays after its last word ends, when the next word
-            starts later; gives the reader time after fast speech.
+            starts later (and the media has not ended); gives the reader time after
+            fast speech.
+        sentence_pause: A sentence end followed by at least this many seconds of
+            silence always ends a cue (a hard rule); ``math.inf`` leaves such breaks
+            to the soft costs alone.
     """
 
     max_chars_per_line: int = 42
@@ -29,6 +33,7 @@ class CaptionRules(msgspec.Struct, frozen=True, kw_only=True):
     max_duration: float = 7.0
     max_chars_per_second: float = 20.0
     linger: float = 0.6
+    sentence_pause: float = 0.3
 
     def __post_init__(self) -> None:
         if self.max_chars_per_line < 1 or self.max_lines < 1:
@@ -39,3 +44,5 @@ class CaptionRules(msgspec.Struct, frozen=True, kw_only=True):
                 raise ValueError(f"{name} must be a positive finite number, got {value!r}")
         if not (math.isfinite(self.linger) and self.linger >= 0):
             raise ValueError(f"linger must be a finite number >= 0, got {self.linger!r}")
+        if not self.sentence_pause >= 0:  # also rejects NaN; inf is allowed
+            raise ValueError(f"sentence_pause must be >= 0, got {self.sentence_pause!r}")
