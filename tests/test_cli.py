@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import anyio
+import pysubs2
 import pytest
 
 import audioflow
@@ -45,6 +46,8 @@ def test_version() -> None:
         ("transcribe", "x.wav", "--format", "srt,docx"),
         ("transcribe", "x.wav", "--store", "postgres://nope"),
         ("transcribe", "x.wav", "--concurrency", "0"),
+        ("transcribe", "x.wav", "--max-line-width", "0"),
+        ("transcribe", "x.wav", "--highlight_words", "maybe"),
         ("frobnicate",),
     ],
 )
@@ -133,6 +136,35 @@ def test_transcribes_the_shipped_sample_offline(tmp_path: Path) -> None:
     transcript = parse_json((out / "sample.json").read_text())
     heard = " ".join(w.text for s in transcript.segments for w in s.words)
     assert wer((EXAMPLES / "sample.txt").read_text(), heard) <= 0.25
+    # The captions end with the media (16.47 s), not a linger after it, and the cue
+    # that ran across "...quick start." and the pause after it is cut there.
+    events = pysubs2.SSAFile.from_string(srt, format_="srt")
+    assert transcript.duration is not None
+    assert events[-1].end <= round(transcript.duration * 1000)
+    assert not any("start. The" in e.plaintext.replace("\n", " ") for e in events)
+
+    # WhisperX's caption flags, by WhisperX's names.
+    narrow = tmp_path / "narrow"
+    result = run(
+        "transcribe",
+        str(EXAMPLES / "sample.flac"),
+        "--out",
+        str(narrow),
+        "--format",
+        "srt",
+        "--model-cache",
+        str(tmp_path / "cache"),
+        "--max_line_width",
+        "24",
+        "--highlight_words",
+        "True",
+    )
+    assert result.returncode == 0, result.stderr
+    blocks = pysubs2.SSAFile.from_string((narrow / "sample.srt").read_text(), format_="srt")
+    assert len(blocks) == len(heard.split())  # one block per word
+    for block in blocks:
+        assert block.text.count("{\\u1}") == 1  # pysubs2 reads <u> as underline
+        assert all(len(line) <= 24 for line in block.plaintext.split("\n"))
 
 
 def test_bad_file_is_one_line_exit_1(tmp_path: Path) -> None:

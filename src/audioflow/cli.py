@@ -34,7 +34,7 @@ from ._version import __version__
 from .errors import AudioflowError, ConfigurationError
 from .pipeline import Pipeline
 from .records import Job, JobOptions, JobResult, JobStatus, Progress
-from .render import FORMATS
+from .render import FORMATS, CaptionRules
 from .store._watch import watching
 from .store.protocol import JobStore
 from .transcribers.base import Transcriber
@@ -54,6 +54,30 @@ def _formats(text: str) -> tuple[str, ...]:
             f"unknown format(s) {', '.join(unknown) or '(none)'}; choose from {','.join(FORMATS)}"
         )
     return formats
+
+
+_RULES = CaptionRules()  # the defaults the help text shows
+
+
+def _boolean(text: str) -> bool:
+    """``True``/``False`` as WhisperX's flags take them (also yes/no, 1/0, on/off)."""
+    value = text.strip().lower()
+    if value in ("true", "yes", "1", "on"):
+        return True
+    if value in ("false", "no", "0", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected True or False, not {text!r}")
+
+
+def _caption_rules(args: argparse.Namespace) -> CaptionRules:
+    try:
+        return CaptionRules(
+            max_chars_per_line=args.max_line_width,
+            max_lines=args.max_line_count,
+            highlight_words=args.highlight_words,
+        )
+    except ValueError as exc:
+        raise UsageError(f"--max-line-width/--max-line-count: {exc}") from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -91,6 +115,33 @@ def _parser() -> argparse.ArgumentParser:
         help="where the bundled Whisper model is assembled (default: ~/.cache/audioflow)",
     )
     t.add_argument("--deepgram-url", default=None, help="Deepgram base URL (self-hosted)")
+    captions = t.add_argument_group("captions (SRT and WebVTT; WhisperX's names also work)")
+    captions.add_argument(
+        "--max-line-width",
+        "--max_line_width",
+        type=int,
+        default=_RULES.max_chars_per_line,
+        metavar="N",
+        help=f"characters a line (default: {_RULES.max_chars_per_line})",
+    )
+    captions.add_argument(
+        "--max-line-count",
+        "--max_line_count",
+        type=int,
+        default=_RULES.max_lines,
+        metavar="N",
+        help=f"lines a cue (default: {_RULES.max_lines})",
+    )
+    captions.add_argument(
+        "--highlight-words",
+        "--highlight_words",
+        type=_boolean,
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="BOOL",
+        help="a cue per word, the spoken word underlined (default: off)",
+    )
 
     s = sub.add_parser("status", help="show a job's status, or list the jobs")
     s.add_argument("job_id", nargs="?", help="the job (default: list jobs, oldest first)")
@@ -256,9 +307,10 @@ class _Progress:
 async def _transcribe(args: argparse.Namespace) -> int:
     if args.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
+    rules = _caption_rules(args)
     store = _store(args.store, args.prefix)
     transcriber = _transcriber(args)
-    pipeline = Pipeline(transcriber, store=store, formats=args.format, vad=args.vad)
+    pipeline = Pipeline(transcriber, store=store, formats=args.format, vad=args.vad, rules=rules)
     args.out.mkdir(parents=True, exist_ok=True)
     display = _Progress(sys.stderr)
     paths: list[Path] = list(args.files)

@@ -18,6 +18,7 @@ from audioflow.render import (
     FORMATS,
     CaptionRules,
     build_cues,
+    highlights,
     parse_json,
     render,
     render_json,
@@ -83,6 +84,66 @@ def test_vtt_parses_back_in_webvtt_py(transcript: Transcript) -> None:
         assert html.unescape(caption.text) == "\n".join(cue.lines)
         voice = caption.voice
         assert (html.unescape(voice) if voice else None) == cue.speaker
+
+
+@given(transcripts(VTT_ALPHABET))
+def test_highlighted_words_parse_back_one_cue_per_spoken_word(transcript: Transcript) -> None:
+    cues = build_cues(transcript)
+    vtt = webvtt.from_string(render_vtt(cues, highlight_words=True))
+    srt = pysubs2.SSAFile.from_string(
+        render_srt(cues, highlight_words=True).replace("<", "").replace(">", ""), format_="srt"
+    )
+    expected = [(cue, step) for cue in cues for step in highlights(cue)]
+    assert len(vtt.captions) == len(srt) == len(expected)
+    last_end = -1
+    for caption, event, (cue, step) in zip(vtt.captions, srt, expected, strict=True):
+        start, end = milliseconds(step.start), milliseconds(step.end)
+        assert caption.start_time.in_milliseconds() == event.start == start
+        assert caption.end_time.in_milliseconds() == event.end == end
+        # Inside its cue, in time order, never overlapping the word before.
+        assert milliseconds(cue.start) <= start < end <= milliseconds(cue.end)
+        assert start >= last_end
+        last_end = end
+        # The cue's own lines, with exactly one word marked as spoken.
+        assert html.unescape(caption.text) == "\n".join(cue.lines)
+        assert sum(spoken for line in step.lines for _, spoken in line) == 1
+        spoken = [word for line in step.lines for word, is_it in line if is_it]
+        assert f"<u>{html.escape(spoken[0], quote=False)}</u>" in caption.raw_text
+    # Every cue's spoken words come in its word order.
+    for cue in cues:
+        flags = [[is_it for line in step.lines for _, is_it in line] for step in highlights(cue)]
+        order = [f.index(True) for f in flags]
+        assert order == sorted(set(order))
+
+
+def test_highlighted_words_in_both_formats() -> None:
+    words = [
+        Word(text=t, start=i * 0.4, end=i * 0.4 + 0.3)
+        for i, t in enumerate("Hello <there> & welcome to the show.".split())
+    ]
+    transcript = Transcript(
+        segments=(TranscriptSegment(start=0, end=2.7, text="", words=tuple(words)),),
+        duration=4.0,
+    )
+    rules = CaptionRules(highlight_words=True, max_chars_per_line=16)
+    out = render(transcript, ("srt", "vtt"), rules)
+    assert out["srt"].split("\n\n")[:2] == [
+        "1\n00:00:00,000 --> 00:00:00,400\n<u>Hello</u> <there>",
+        "2\n00:00:00,400 --> 00:00:00,800\nHello <u><there></u>",
+    ]
+    assert out["vtt"].split("\n\n")[3] == (
+        "00:00:00.800 --> 00:00:01.200\n<u>&amp;</u> welcome\nto the show."
+    )
+    # The last word stays until its cue ends (its end plus the linger, inside the media).
+    assert (
+        out["vtt"]
+        .rstrip()
+        .endswith("00:00:02.400 --> 00:00:03.300\n&amp; welcome\nto the <u>show.</u>")
+    )
+    # Without the option, one block per cue, as before.
+    plain = CaptionRules(max_chars_per_line=16)
+    srt = render(transcript, ("srt",), plain)["srt"]
+    assert srt.count("-->") == len(build_cues(transcript, plain)) == 2
 
 
 def test_vtt_escapes_and_tags_voices() -> None:

@@ -8,7 +8,7 @@ several formats at once.
 from __future__ import annotations
 
 from ._api import FORMATS, render
-from ._captions import Cue, build_cues
+from ._captions import Cue, Highlight, build_cues, highlights
 from ._json import parse_json, render_json
 from ._markdown import render_markdown
 from ._rules import CaptionRules
@@ -20,7 +20,9 @@ __all__ = [
     "FORMATS",
     "CaptionRules",
     "Cue",
+    "Highlight",
     "build_cues",
+    "highlights",
     "parse_json",
     "render",
     "render_json",

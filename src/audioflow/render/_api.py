@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 
 from .._formats import FORMATS
 from ..errors import RenderError
@@ -18,7 +18,7 @@ from ._vtt import render_vtt
 __all__ = ["FORMATS", "render"]
 
 
-_CAPTIONS: dict[str, Callable[[Sequence[Cue]], str]] = {"srt": render_srt, "vtt": render_vtt}
+_CAPTIONS: dict[str, Callable[..., str]] = {"srt": render_srt, "vtt": render_vtt}
 _DOCUMENTS: dict[str, Callable[[Transcript], str]] = {
     "json": render_json,
     "txt": render_txt,
@@ -62,6 +62,7 @@ def render(
     unknown = [f for f in wanted if f not in _CAPTIONS and f not in _DOCUMENTS]
     if unknown:
         raise ValueError(f"unknown format(s) {unknown}; known: {', '.join(FORMATS)}")
+    rules = rules or CaptionRules()
     out: dict[str, str] = {}
     cues: list[Cue] | None = None
     for fmt in wanted:
@@ -69,7 +70,7 @@ def render(
             if fmt in _CAPTIONS:
                 if cues is None:
                     cues = build_cues(transcript, rules)
-                out[fmt] = _CAPTIONS[fmt](cues)
+                out[fmt] = _CAPTIONS[fmt](cues, highlight_words=rules.highlight_words)
             else:
                 out[fmt] = _DOCUMENTS[fmt](transcript)
         except Exception as exc:

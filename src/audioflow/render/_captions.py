@@ -37,7 +37,7 @@ from ..records import Transcript, TranscriptSegment, Word
 from ._layout import layout_lines
 from ._rules import CaptionRules
 
-__all__ = ["Cue", "build_cues"]
+__all__ = ["Cue", "Highlight", "build_cues", "highlights"]
 
 
 class Cue(msgspec.Struct, frozen=True, kw_only=True):
@@ -290,3 +290,44 @@ def build_cues(
             )
         turn_start = at
     return cues
+
+
+class Highlight(msgspec.Struct, frozen=True, kw_only=True):
+    """One word of a cue shown highlighted: the cue's lines as ``(text, spoken)``
+    pieces, from ``start`` to ``end``."""
+
+    start: float
+    end: float
+    lines: tuple[tuple[tuple[str, bool], ...], ...]
+
+
+def highlights(cue: Cue) -> list[Highlight]:
+    """The cue shown once per word, that word marked as spoken.
+
+    Word ``k`` is shown from its start (the cue's start for the first word) to the next
+    word's start (the cue's end for the last), clamped into the cue and never going
+    back in time; a word that would be shown for no time at all is skipped. The
+    renderers escape each piece and wrap the spoken one in ``<u>``.
+    """
+    texts = [_SPACE.sub(" ", w.text).strip() for w in cue.words]
+    # Which words each line holds: the lines are the words joined by single spaces.
+    per_line: list[list[int]] = []
+    at = 0
+    for line in cue.lines:
+        held: list[int] = []
+        while at < len(texts) and len(" ".join(texts[i] for i in [*held, at])) <= len(line):
+            held.append(at)
+            at += 1
+        per_line.append(held)
+    starts = [cue.start] + [w.start for w in cue.words[1:]]
+    out: list[Highlight] = []
+    shown = cue.start
+    for k in range(len(texts)):
+        start = min(max(starts[k], shown), cue.end)
+        end = cue.end if k + 1 == len(texts) else min(max(starts[k + 1], start), cue.end)
+        if end <= start:
+            continue
+        lines = tuple(tuple((texts[i], i == k) for i in held) for held in per_line)
+        out.append(Highlight(start=start, end=end, lines=lines))
+        shown = end
+    return out

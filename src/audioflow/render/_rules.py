@@ -26,6 +26,10 @@ class CaptionRules(msgspec.Struct, frozen=True, kw_only=True):
         sentence_pause: A sentence end followed by at least this many seconds of
             silence always ends a cue (a hard rule); ``math.inf`` leaves such breaks
             to the soft costs alone.
+        highlight_words: SRT and WebVTT show each cue once per word, from that word's
+            start to the next one's, with the word being spoken underlined (``<u>``),
+            as WhisperX's ``--highlight_words`` does. The cues themselves (their
+            words, lines and span) do not change.
     """
 
     max_chars_per_line: int = 42
@@ -34,6 +38,7 @@ class CaptionRules(msgspec.Struct, frozen=True, kw_only=True):
     max_chars_per_second: float = 20.0
     linger: float = 0.6
     sentence_pause: float = 0.3
+    highlight_words: bool = False
 
     def __post_init__(self) -> None:
         if self.max_chars_per_line < 1 or self.max_lines < 1:
