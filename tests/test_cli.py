@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -60,7 +61,7 @@ def test_usage_errors_exit_2(args: tuple[str, ...]) -> None:
 def test_deepgram_without_key_is_a_usage_error() -> None:
     env = {k: v for k, v in os.environ.items() if k != "DEEPGRAM_API_KEY"}
     out = subprocess.run(
-        [COMMAND, "transcribe", "x.wav", "--transcriber", "deepgram"],
+        [COMMAND, "transcribe", str(EXAMPLES / "sample.flac"), "--transcriber", "deepgram"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -167,6 +168,60 @@ def test_transcribes_the_shipped_sample_offline(tmp_path: Path) -> None:
         assert all(len(line) <= 24 for line in block.plaintext.split("\n"))
 
 
+def test_inputs_and_outputs_are_checked_before_any_work(tmp_path: Path) -> None:
+    (tmp_path / "d1").mkdir()
+    (tmp_path / "d2").mkdir()
+    first, second = tmp_path / "d1" / "x.flac", tmp_path / "d2" / "x.mp4"
+    for path in (first, second):
+        path.write_bytes((EXAMPLES / "sample.flac").read_bytes())
+    out = tmp_path / "out"
+
+    def refused(*args: str) -> str:
+        result = run("transcribe", *args)
+        assert result.returncode == 2, result.stderr
+        assert "Traceback" not in result.stderr
+        assert not out.exists()  # nothing was made before the refusal
+        return result.stderr
+
+    # Same stem: the second would overwrite the first.
+    message = refused(str(first), str(second), "--out", str(out))
+    assert f"{first} and {second} would both write {out / 'x'}.*" in message
+    assert "--output-name" in message
+    assert "no such file" in refused(str(first), str(tmp_path / "nope.wav"), "--out", str(out))
+    assert "not a folder" in refused(str(first), "--out", str(first))
+    assert "unknown field {size}" in refused(
+        str(first), "--out", str(out), "--output-name", "{size}"
+    )
+    assert "not a name" in refused(str(first), "--out", str(out), "--output-name", "a/{stem}")
+
+
+@pytest.mark.slow
+def test_an_output_name_template_keeps_same_stem_inputs_apart(tmp_path: Path) -> None:
+    (tmp_path / "d1").mkdir()
+    (tmp_path / "d2").mkdir()
+    for folder in ("d1", "d2"):
+        (tmp_path / folder / "x.flac").write_bytes((EXAMPLES / "sample.flac").read_bytes())
+    out = tmp_path / "out"
+    result = run(
+        "transcribe",
+        str(tmp_path / "d1" / "x.flac"),
+        str(tmp_path / "d2" / "x.flac"),
+        "--out",
+        str(out),
+        "--format",
+        "txt",
+        "--output-name",
+        "{parent}-{stem}",
+        "--model-cache",
+        str(tmp_path / "cache"),
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["d1-x.txt", "d2-x.txt"]
+    # Progress names each file by its path (they share a name), and a summary ends it.
+    assert f"{tmp_path / 'd1' / 'x.flac'}: done -> {out}/d1-x.*" in result.stderr
+    assert re.search(r"^2 files, 32\.\d s of audio in .* real time\)$", result.stderr, re.M)
+
+
 def test_bad_file_is_one_line_exit_1(tmp_path: Path) -> None:
     bad = tmp_path / "notes.wav"
     bad.write_text("this is not audio\n")
@@ -175,9 +230,10 @@ def test_bad_file_is_one_line_exit_1(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
-    failures = [line for line in result.stderr.splitlines() if "failed" in line]
+    failures = [line for line in result.stderr.splitlines() if "failed:" in line]
     assert len(failures) == 1
-    assert "notes.wav" in failures[0] and "Error" in failures[0]
+    assert failures[0].startswith("notes.wav: failed: ") and "Error" in failures[0]
+    assert result.stderr.splitlines()[-1].endswith("; 1 failed")
     assert list(tmp_path.glob("notes.*")) == [bad]
 
 

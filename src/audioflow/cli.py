@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
@@ -88,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("transcribe", help="transcribe files and write their renderings")
-    t.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    t.add_argument("files", nargs="+", type=Path, metavar="FILE", help="audio or video files")
     t.add_argument("--out", type=Path, default=Path("."), help="output directory (default: .)")
     t.add_argument(
         "--format",
@@ -96,7 +97,12 @@ def _parser() -> argparse.ArgumentParser:
         default=FORMATS,
         help=f"comma-separated formats (default: {','.join(FORMATS)})",
     )
-    t.add_argument("--transcriber", choices=("whisper", "deepgram"), default="whisper")
+    t.add_argument(
+        "--transcriber",
+        choices=("whisper", "deepgram"),
+        default="whisper",
+        help="whisper (offline, the bundled model; default) or deepgram ($DEEPGRAM_API_KEY)",
+    )
     t.add_argument("--store", default="memory", help="memory (default) or a redis:// URL")
     t.add_argument("--prefix", default="audioflow:", help="Redis key prefix")
     t.add_argument("--concurrency", type=int, default=2, help="files at once (default: 2)")
@@ -115,6 +121,13 @@ def _parser() -> argparse.ArgumentParser:
         help="where the bundled Whisper model is assembled (default: ~/.cache/audioflow)",
     )
     t.add_argument("--deepgram-url", default=None, help="Deepgram base URL (self-hosted)")
+    t.add_argument(
+        "--output-name",
+        default="{stem}",
+        metavar="TEMPLATE",
+        help="each output's name before its extension; fields {stem}, {name}, {parent}, "
+        "{index} (default: {stem}); two inputs may not get the same name",
+    )
     captions = t.add_argument_group("captions (SRT and WebVTT; WhisperX's names also work)")
     captions.add_argument(
         "--max-line-width",
@@ -272,11 +285,73 @@ def _transcriber(args: argparse.Namespace) -> Transcriber:
 
 def output_path(out: Path, source: Path, fmt: str) -> Path:
     """``out/<source stem>.<ext>``, refusing anything that would land outside ``out``."""
+    return _confined(out, f"{source.stem}.{fmt}")
+
+
+def _confined(out: Path, name: str) -> Path:
     root = out.resolve()
-    target = (root / f"{source.stem}.{fmt}").resolve()
+    target = (root / name).resolve()
     if target.parent != root:
         raise AudioflowError(f"refusing to write outside {out}: {target}")
     return target
+
+
+#: The fields ``--output-name`` may use.
+_NAME_FIELDS = ("stem", "name", "parent", "index")
+
+
+def plan_outputs(
+    files: Sequence[Path], out: Path, formats: Sequence[str], template: str = "{stem}"
+) -> list[str]:
+    """Each input's output name (``template`` filled in), checked before any work.
+
+    Raises:
+        UsageError: an input that does not exist or is a folder; ``out`` that is not a
+            folder; a template with unknown fields or a path in it; two inputs that
+            would write the same file; an output that would land outside ``out`` (a
+            link planted there).
+    """
+    for path in files:
+        if not path.exists():
+            raise UsageError(f"{path}: no such file")
+        if path.is_dir():
+            raise UsageError(f"{path}: is a folder; give the files in it")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: exists and is not a folder")
+    names: list[str] = []
+    for index, path in enumerate(files, start=1):
+        fields = {
+            "stem": path.stem,
+            "name": path.name,
+            "parent": path.resolve().parent.name,
+            "index": index,
+        }
+        try:
+            name = template.format(**fields)
+        except (KeyError, IndexError, ValueError) as exc:
+            problem = f"unknown field {{{exc.args[0]}}}" if isinstance(exc, KeyError) else exc
+            raise UsageError(
+                f"--output-name {template!r}: {problem}; fields: "
+                + ", ".join("{" + f + "}" for f in _NAME_FIELDS)
+            ) from None
+        if not name or name in (".", "..") or "/" in name or os.sep in name:
+            raise UsageError(f"--output-name {template!r} gives {name!r} for {path}: not a name")
+        names.append(name)
+    seen: dict[str, Path] = {}
+    for path, name in zip(files, names, strict=True):
+        if name in seen:
+            raise UsageError(
+                f"{seen[name]} and {path} would both write {out / name}.*; "
+                "name the outputs apart, e.g. --output-name '{parent}-{stem}' or '{name}'"
+            )
+        seen[name] = path
+    for name in names:
+        for fmt in formats:
+            try:
+                _confined(out, f"{name}.{fmt}")
+            except AudioflowError as exc:
+                raise UsageError(str(exc)) from None
+    return names
 
 
 class _Progress:
@@ -303,45 +378,75 @@ class _Progress:
         self.stream.write(("\r" if self.tty else "") + f"{name}: {message}\n")
         self.stream.flush()
 
+    def summary(self, files: int, failed: int, audio: float, wall: float) -> None:
+        """One line at the end: files, audio, wall time, speed, failures."""
+        speed = f" ({audio / wall:.1f}x real time)" if wall > 0 and audio > 0 else ""
+        self.stream.write(
+            f"{files} file{'s' if files != 1 else ''}, {_duration(audio)} of audio in "
+            f"{_duration(wall)}{speed}" + (f"; {failed} failed" if failed else "") + "\n"
+        )
+        self.stream.flush()
+
+
+def _duration(seconds: float) -> str:
+    """``1 h 02 min``, ``3 min 05 s`` or ``12.3 s``."""
+    if seconds >= 3600:
+        return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
+    if seconds >= 60:
+        return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
+    return f"{seconds:.1f} s"
+
 
 async def _transcribe(args: argparse.Namespace) -> int:
     if args.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
     rules = _caption_rules(args)
+    paths: list[Path] = list(args.files)
+    names = plan_outputs(paths, args.out, args.format, args.output_name)
     store = _store(args.store, args.prefix)
     transcriber = _transcriber(args)
     pipeline = Pipeline(transcriber, store=store, formats=args.format, vad=args.vad, rules=rules)
     args.out.mkdir(parents=True, exist_ok=True)
     display = _Progress(sys.stderr)
-    paths: list[Path] = list(args.files)
+    # Files are called by their name, or by their path where two share a name.
+    labels = [p.name if [q.name for q in paths].count(p.name) == 1 else str(p) for p in paths]
+    failed: list[Path] = []
+    audio_seconds = 0.0
+    started = time.perf_counter()
 
     def done(i: int, result: JobResult | AudioflowError) -> None:
+        nonlocal audio_seconds
         path = paths[i]
         if isinstance(result, JobResult):
             try:
                 for fmt, text in result.artifacts.items():
-                    output_path(args.out, path, fmt).write_text(text, encoding="utf-8")
+                    _confined(args.out, f"{names[i]}.{fmt}").write_text(text, encoding="utf-8")
             except AudioflowError as exc:
                 result = exc
             else:
-                display.done(path.name, f"done -> {args.out}/{path.stem}.*")
+                media = result.media
+                audio_seconds += (
+                    (media.decoded_duration or media.duration or 0.0) if media else 0.0
+                )
+                display.done(labels[i], f"done -> {args.out}/{names[i]}.*")
                 return
         message = " ".join(str(result).split())
-        display.done(path.name, f"failed: {type(result).__name__}: {message}")
+        display.done(labels[i], f"failed: {type(result).__name__}: {message}")
         failed.append(path)
 
-    failed: list[Path] = []
     try:
         await pipeline.run_many(
             paths,
             concurrency=args.concurrency,
             options=JobOptions(formats=args.format, language=args.language),
-            on_progress=lambda i, p: display.update(paths[i].name, p),
+            on_progress=lambda i, p: display.update(labels[i], p),
             on_done=done,
         )
     finally:
         await transcriber.aclose()
         await store.aclose()
+    wall = time.perf_counter() - started
+    display.summary(len(paths), len(failed), audio_seconds, wall)
     return 1 if failed else 0
 
 
