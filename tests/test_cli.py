@@ -40,22 +40,34 @@ def test_version() -> None:
     assert out.stdout.strip() == f"audioflow {audioflow.__version__}"
 
 
+SAMPLE = str(Path(__file__).resolve().parent.parent / "examples" / "sample.flac")
+
+
 @pytest.mark.parametrize(
-    "args",
+    ("args", "says"),
     [
-        ("transcribe",),
-        ("transcribe", "x.wav", "--format", "srt,docx"),
-        ("transcribe", "x.wav", "--store", "postgres://nope"),
-        ("transcribe", "x.wav", "--concurrency", "0"),
-        ("transcribe", "x.wav", "--max-line-width", "0"),
-        ("transcribe", "x.wav", "--highlight_words", "maybe"),
-        ("frobnicate",),
+        (("transcribe",), "FILE"),
+        (("transcribe", SAMPLE, "--format", "srt,docx"), "docx"),
+        (("transcribe", SAMPLE, "--store", "postgres://nope"), "--store"),
+        (("transcribe", SAMPLE, "--concurrency", "0"), "--concurrency"),
+        (("transcribe", SAMPLE, "--max-line-width", "0"), "--max-line-width"),
+        (("transcribe", SAMPLE, "--highlight_words", "maybe"), "maybe"),
+        (("transcribe", SAMPLE, "--beam_size", "0"), "--beam-size must be at least 1"),
+        (("transcribe", SAMPLE, "--batch-size", "0"), "--batch-size must be at least 1"),
+        (("transcribe", SAMPLE, "--threads", "-1"), "--threads must be at least 0"),
+        (
+            ("transcribe", SAMPLE, "--transcriber", "deepgram", "--beam-size", "2"),
+            "--beam-size: Whisper's settings, not deepgram's",
+        ),
+        (("frobnicate",), "frobnicate"),
     ],
 )
-def test_usage_errors_exit_2(args: tuple[str, ...]) -> None:
-    out = run(*args)
+def test_usage_errors_exit_2(args: tuple[str, ...], says: str, tmp_path: Path) -> None:
+    out = run(*args, "--out", str(tmp_path / "out")) if args[0] == "transcribe" else run(*args)
     assert out.returncode == 2, out.stderr
     assert "Traceback" not in out.stderr
+    assert says in out.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_deepgram_without_key_is_a_usage_error() -> None:

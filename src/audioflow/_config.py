@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -72,13 +73,20 @@ def make_transcriber(
     model: str | None = None,
     model_cache: str | None = None,
     deepgram_url: str | None = None,
+    whisper: Mapping[str, Any] | None = None,
 ) -> Transcriber:
     """``whisper``, ``deepgram`` (key from ``DEEPGRAM_API_KEY``) or ``module:factory``
-    (called with no arguments, returning a transcriber)."""
+    (called with no arguments, returning a transcriber). ``whisper`` holds further
+    ``WhisperTranscriber`` arguments (device, compute type, threads, beam, batch)."""
     if name == "whisper":
         from .transcribers.whisper import WhisperTranscriber
 
-        return WhisperTranscriber(model, cache_dir=Path(model_cache) if model_cache else None)
+        try:
+            return WhisperTranscriber(
+                model, cache_dir=Path(model_cache) if model_cache else None, **(whisper or {})
+            )
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
     if name == "deepgram":
         key = os.environ.get("DEEPGRAM_API_KEY")
         if not key:

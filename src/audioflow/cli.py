@@ -121,6 +121,37 @@ def _parser() -> argparse.ArgumentParser:
         help="where the bundled Whisper model is assembled (default: ~/.cache/audioflow)",
     )
     t.add_argument("--deepgram-url", default=None, help="Deepgram base URL (self-hosted)")
+    model = t.add_argument_group("Whisper (faster-whisper's and WhisperX's names also work)")
+    model.add_argument("--device", default=None, help="cpu (default) or cuda")
+    model.add_argument(
+        "--compute-type",
+        "--compute_type",
+        default=None,
+        help="CTranslate2 compute type (default: int8)",
+    )
+    model.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="threads per model call (default: one per core, at most 4)",
+    )
+    model.add_argument(
+        "--beam-size",
+        "--beam_size",
+        type=int,
+        default=None,
+        metavar="N",
+        help="beam width (default: 5)",
+    )
+    model.add_argument(
+        "--batch-size",
+        "--batch_size",
+        type=int,
+        default=None,
+        metavar="N",
+        help="windows a model call decodes together (default: 4)",
+    )
     t.add_argument(
         "--output-name",
         default="{stem}",
@@ -273,11 +304,31 @@ def _store(url: str, prefix: str, *, memory: bool = True) -> JobStore:
 
 def _transcriber(args: argparse.Namespace) -> Transcriber:
     try:
+        given = [
+            (flag, key, value)
+            for flag, key, value in (
+                ("--device", "device", args.device),
+                ("--compute-type", "compute_type", args.compute_type),
+                ("--threads", "cpu_threads", args.threads),
+                ("--beam-size", "beam_size", args.beam_size),
+                ("--batch-size", "max_batch", args.batch_size),
+            )
+            if value is not None
+        ]
+        if given and args.transcriber != "whisper":
+            flags = ", ".join(flag for flag, _, _ in given)
+            raise UsageError(f"{flags}: Whisper's settings, not {args.transcriber}'s")
+        for flag, _, value in given:
+            least = 0 if flag == "--threads" else 1  # 0 threads: CTranslate2's own default
+            if isinstance(value, int) and value < least:
+                raise UsageError(f"{flag} must be at least {least}")
+        whisper = {key: value for _, key, value in given}
         return make_transcriber(
             args.transcriber,
             model=args.model,
             model_cache=str(args.model_cache) if args.model_cache else None,
             deepgram_url=args.deepgram_url,
+            whisper=whisper,
         )
     except ConfigurationError as exc:
         raise UsageError(str(exc)) from None
