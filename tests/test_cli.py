@@ -59,6 +59,7 @@ SAMPLE = str(Path(__file__).resolve().parent.parent / "examples" / "sample.flac"
             ("transcribe", SAMPLE, "--transcriber", "deepgram", "--beam-size", "2"),
             "--beam-size: Whisper's settings, not deepgram's",
         ),
+        (("transcribe", SAMPLE, "--language", "xx"), "not a language Whisper knows"),
         (("frobnicate",), "frobnicate"),
     ],
 )
@@ -68,6 +69,38 @@ def test_usage_errors_exit_2(args: tuple[str, ...], says: str, tmp_path: Path) -
     assert "Traceback" not in out.stderr
     assert says in out.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("given", "transcriber", "code"),
+    [
+        ("en", "whisper", "en"),
+        ("EN", "whisper", "en"),
+        ("english", "whisper", "en"),
+        ("Deutsch", "whisper", "de"),  # a name in its own language
+        ("en-US", "whisper", "en"),  # a tag: its language
+        ("javanese", "whisper", "jw"),  # Whisper's own code, not ISO's jv
+        ("mandarin", "whisper", "zh"),
+        ("yue", "whisper", "yue"),
+        ("en-us", "deepgram", "en-US"),
+        ("english", "deepgram", "en"),
+        ("anything", "mymodule:factory", "anything"),  # a custom transcriber decides
+    ],
+)
+def test_languages_by_code_or_name(given: str, transcriber: str, code: str) -> None:
+    from audioflow.cli import resolve_language
+
+    assert resolve_language(given, transcriber) == code
+
+
+@pytest.mark.parametrize(
+    ("given", "transcriber"), [("xx", "whisper"), ("klingon", "whisper"), ("xx", "deepgram")]
+)
+def test_unknown_languages_are_usage_errors(given: str, transcriber: str) -> None:
+    from audioflow.cli import UsageError, resolve_language
+
+    with pytest.raises(UsageError, match="--language"):
+        resolve_language(given, transcriber)
 
 
 def test_deepgram_without_key_is_a_usage_error() -> None:
@@ -171,6 +204,8 @@ def test_transcribes_the_shipped_sample_offline(tmp_path: Path) -> None:
         "24",
         "--highlight_words",
         "True",
+        "--language",
+        "english",
     )
     assert result.returncode == 0, result.stderr
     blocks = pysubs2.SSAFile.from_string((narrow / "sample.srt").read_text(), format_="srt")

@@ -70,6 +70,59 @@ def _boolean(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected True or False, not {text!r}")
 
 
+# Where Whisper's language codes differ from the ISO ones a name lookup gives.
+_WHISPER_CODES = {"jv": "jw", "cmn": "zh"}
+
+
+def resolve_language(text: str | None, transcriber: str) -> str | None:
+    """``--language`` as a code the transcriber takes: a code, or a language's name in
+    English or in the language itself (``english``, ``Deutsch``). Whisper takes its own
+    codes; Deepgram BCP-47 tags (``en-US``). Other transcribers get it as given.
+
+    Raises:
+        UsageError: neither a code nor a name the transcriber knows.
+    """
+    if text is None or transcriber not in ("whisper", "deepgram"):
+        return text
+    value = text.strip()
+    if transcriber == "deepgram":
+        tag = _language_tag(value)
+        if tag is not None:
+            return tag
+        raise UsageError(
+            f"--language {text!r}: not a language; give a BCP-47 tag (en, en-US) or a "
+            "name (english)"
+        )
+    from faster_whisper import tokenizer
+
+    codes: Sequence[str] = getattr(tokenizer, "_LANGUAGE_CODES", ())
+    if value.lower() in codes:
+        return value.lower()
+    tag = _language_tag(value)  # a name, or a tag such as en-US: its language
+    code = tag.split("-")[0] if tag else None
+    code = _WHISPER_CODES.get(code, code) if code else None
+    if code in codes:
+        return code
+    raise UsageError(
+        f"--language {text!r}: not a language Whisper knows; give one of its codes "
+        f"({', '.join(codes[:8])}, ...) or a name (english)"
+    )
+
+
+def _language_tag(value: str) -> str | None:
+    """A BCP-47 tag for ``value`` (a tag, or a language's name), or ``None``."""
+    try:
+        import langcodes
+    except ImportError:  # the cli extra brings it; without it, codes only
+        return None
+    if langcodes.tag_is_valid(value):
+        return str(langcodes.standardize_tag(value))
+    try:
+        return str(langcodes.find(value).to_tag())
+    except LookupError:
+        return None
+
+
 def _caption_rules(args: argparse.Namespace) -> CaptionRules:
     try:
         return CaptionRules(
@@ -106,7 +159,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--store", default="memory", help="memory (default) or a redis:// URL")
     t.add_argument("--prefix", default="audioflow:", help="Redis key prefix")
     t.add_argument("--concurrency", type=int, default=2, help="files at once (default: 2)")
-    t.add_argument("--language", default=None, help="language code (default: detect)")
+    t.add_argument(
+        "--language",
+        default=None,
+        help="a code (en) or a name (english, Deutsch); default: detect",
+    )
     t.add_argument(
         "--vad",
         choices=("energy", "webrtc", "silero"),
@@ -452,6 +509,7 @@ async def _transcribe(args: argparse.Namespace) -> int:
     if args.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
     rules = _caption_rules(args)
+    language = resolve_language(args.language, args.transcriber)
     paths: list[Path] = list(args.files)
     names = plan_outputs(paths, args.out, args.format, args.output_name)
     store = _store(args.store, args.prefix)
@@ -489,7 +547,7 @@ async def _transcribe(args: argparse.Namespace) -> int:
         await pipeline.run_many(
             paths,
             concurrency=args.concurrency,
-            options=JobOptions(formats=args.format, language=args.language),
+            options=JobOptions(formats=args.format, language=language),
             on_progress=lambda i, p: display.update(labels[i], p),
             on_done=done,
         )
