@@ -60,6 +60,12 @@ SAMPLE = str(Path(__file__).resolve().parent.parent / "examples" / "sample.flac"
             "--beam-size: Whisper's settings, not deepgram's",
         ),
         (("transcribe", SAMPLE, "--language", "xx"), "not a language Whisper knows"),
+        (("transcribe", SAMPLE, "--resume"), "need a store that outlives the command"),
+        (
+            ("transcribe", SAMPLE, SAMPLE, "--job-id", "j1", "--store", "redis://127.0.0.1:1"),
+            "--job-id names one job",
+        ),
+        (("transcribe", SAMPLE, "--job-id", "j1", "--resume"), "not allowed with"),
         (("frobnicate",), "frobnicate"),
     ],
 )

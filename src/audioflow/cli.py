@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
@@ -152,10 +154,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     t.add_argument(
         "--transcriber",
-        choices=("whisper", "deepgram"),
         default="whisper",
-        help="whisper (offline, the bundled model; default) or deepgram ($DEEPGRAM_API_KEY)",
+        help="whisper (offline, the bundled model; default), deepgram ($DEEPGRAM_API_KEY) "
+        "or package.module:factory",
     )
+    jobs = t.add_mutually_exclusive_group()
+    jobs.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue each file's last unfinished job in --store (its kept windows are "
+        "not transcribed again)",
+    )
+    jobs.add_argument("--job-id", default=None, help="the job's id, new or to resume (one FILE)")
     t.add_argument("--store", default="memory", help="memory (default) or a redis:// URL")
     t.add_argument("--prefix", default="audioflow:", help="Redis key prefix")
     t.add_argument("--concurrency", type=int, default=2, help="files at once (default: 2)")
@@ -486,6 +496,14 @@ class _Progress:
         self.stream.write(("\r" if self.tty else "") + f"{name}: {message}\n")
         self.stream.flush()
 
+    def note(self, name: str, message: str) -> None:
+        """A line about one file that is not its end (its job id, what was kept)."""
+        self.done(name, message)
+
+    def line(self, message: str) -> None:
+        self.stream.write(("\r\n" if self.tty else "") + message + "\n")
+        self.stream.flush()
+
     def summary(self, files: int, failed: int, audio: float, wall: float) -> None:
         """One line at the end: files, audio, wall time, speed, failures."""
         speed = f" ({audio / wall:.1f}x real time)" if wall > 0 and audio > 0 else ""
@@ -508,24 +526,45 @@ def _duration(seconds: float) -> str:
 async def _transcribe(args: argparse.Namespace) -> int:
     if args.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
+    if (args.resume or args.job_id) and args.store == "memory":
+        raise UsageError(
+            "--resume and --job-id need a store that outlives the command: --store redis://..."
+        )
+    if args.job_id and len(args.files) != 1:
+        raise UsageError("--job-id names one job: give one FILE")
     rules = _caption_rules(args)
     language = resolve_language(args.language, args.transcriber)
     paths: list[Path] = list(args.files)
     names = plan_outputs(paths, args.out, args.format, args.output_name)
+    sources = [str(p.resolve()) for p in paths]  # a job's source: the same from any folder
     store = _store(args.store, args.prefix)
-    transcriber = _transcriber(args)
-    pipeline = Pipeline(transcriber, store=store, formats=args.format, vad=args.vad, rules=rules)
-    args.out.mkdir(parents=True, exist_ok=True)
     display = _Progress(sys.stderr)
     # Files are called by their name, or by their path where two share a name.
     labels = [p.name if [q.name for q in paths].count(p.name) == 1 else str(p) for p in paths]
+    try:
+        if args.job_id:
+            ids = [args.job_id]
+        elif args.resume:
+            ids = await _last_unfinished(store, sources)
+        else:
+            ids = [None] * len(paths)
+        ids = [i or uuid.uuid4().hex for i in ids]
+        transcriber = _transcriber(args)
+    except BaseException:
+        await store.aclose()
+        raise
+    pipeline = Pipeline(transcriber, store=store, formats=args.format, vad=args.vad, rules=rules)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for label, job_id in zip(labels, ids, strict=True):
+        display.note(label, f"job {job_id}")
     failed: list[Path] = []
+    ended: set[int] = set()
     audio_seconds = 0.0
     started = time.perf_counter()
 
     def done(i: int, result: JobResult | AudioflowError) -> None:
         nonlocal audio_seconds
-        path = paths[i]
+        ended.add(i)
         if isinstance(result, JobResult):
             try:
                 for fmt, text in result.artifacts.items():
@@ -541,22 +580,91 @@ async def _transcribe(args: argparse.Namespace) -> int:
                 return
         message = " ".join(str(result).split())
         display.done(labels[i], f"failed: {type(result).__name__}: {message}")
-        failed.append(path)
+        failed.append(paths[i])
 
+    interrupted = False
     try:
-        await pipeline.run_many(
-            paths,
-            concurrency=args.concurrency,
-            options=JobOptions(formats=args.format, language=language),
-            on_progress=lambda i, p: display.update(labels[i], p),
-            on_done=done,
-        )
+        async with anyio.create_task_group() as tg:
+            work = anyio.CancelScope()
+
+            async def on_ctrl_c() -> None:
+                nonlocal interrupted
+                with anyio.open_signal_receiver(signal.SIGINT) as signals:
+                    async for _ in signals:
+                        if interrupted:  # the second: at once, whatever is running
+                            os._exit(130)
+                        interrupted = True
+                        display.line("interrupted: stopping (Ctrl-C again to quit at once)")
+                        work.cancel()
+
+            tg.start_soon(on_ctrl_c)
+            with work:
+                await pipeline.run_many(
+                    sources,
+                    concurrency=args.concurrency,
+                    options=JobOptions(formats=args.format, language=language),
+                    on_progress=lambda i, p: display.update(labels[i], p),
+                    on_done=done,
+                    job_ids=ids,
+                )
+            tg.cancel_scope.cancel()
+        if interrupted:
+            await _report_kept(store, args, paths, labels, ids, ended, display)
     finally:
         await transcriber.aclose()
         await store.aclose()
     wall = time.perf_counter() - started
     display.summary(len(paths), len(failed), audio_seconds, wall)
+    if interrupted:
+        return 130
     return 1 if failed else 0
+
+
+async def _last_unfinished(store: JobStore, sources: Sequence[str]) -> list[str | None]:
+    """Each source's most recent job that did not complete, if the store has one."""
+    wanted = set(sources)
+    found: dict[str, Job] = {}
+    for status in (JobStatus.CANCELLED, JobStatus.FAILED, JobStatus.QUEUED, JobStatus.RUNNING):
+        cursor = None
+        while True:
+            page = await store.list(status=status, limit=500, cursor=cursor)
+            for job in page.jobs:
+                if job.source in wanted:
+                    best = found.get(job.source)
+                    if best is None or job.created_at > best.created_at:
+                        found[job.source] = job
+            if page.cursor is None:
+                break
+            cursor = page.cursor
+    return [found[s].id if s in found else None for s in sources]
+
+
+async def _report_kept(
+    store: JobStore,
+    args: argparse.Namespace,
+    paths: Sequence[Path],
+    labels: Sequence[str],
+    ids: Sequence[str],
+    ended: set[int],
+    display: _Progress,
+) -> None:
+    """After Ctrl-C: what each unfinished job kept, and how to go on with it."""
+    for i, (path, label, job_id) in enumerate(zip(paths, labels, ids, strict=True)):
+        if i in ended:
+            continue
+        if args.store == "memory":
+            display.note(label, "stopped; nothing kept (the memory store ends with the command)")
+            continue
+        with anyio.move_on_after(5):
+            job = await store.get(job_id)
+            kept = len(job.checkpoint.windows) if job and job.checkpoint else 0
+            display.note(
+                label,
+                f"stopped, {kept} window{'s' if kept != 1 else ''} kept in job {job_id}; "
+                f"resume: audioflow transcribe {path} --store {redact_url(args.store)}"
+                + ("" if args.prefix == "audioflow:" else f" --prefix {args.prefix}")
+                + " --resume",
+            )
 
 
 async def _status(args: argparse.Namespace) -> int:
@@ -869,7 +977,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             "watch": _watch,
             "cancel": _cancel,
         }
-        return anyio.run(commands[args.command], args)
+        status = anyio.run(commands[args.command], args)
+        if status == 130 and args.command == "transcribe":
+            # Interrupted: every job's state is written, and the model call that was
+            # in flight was abandoned. Python would wait for its thread at exit (a
+            # batch's time); the command ends now instead.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
+        return status
     except UsageError as exc:
         print(f"audioflow: error: {exc}", file=sys.stderr)
         return 2

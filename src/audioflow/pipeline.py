@@ -228,6 +228,7 @@ class Pipeline:
         options: JobOptions | None = None,
         on_progress: Callable[[int, Progress], None] | None = None,
         on_done: Callable[[int, JobResult | AudioflowError], None] | None = None,
+        job_ids: Sequence[str | None] | None = None,
     ) -> list[JobResult | AudioflowError]:
         """Run one job per source, at most ``concurrency`` at a time, sharing this store,
         transcriber and CPU limiter.
@@ -242,10 +243,15 @@ class Pipeline:
             on_progress: called with a source's index and its job's progress.
             on_done: called with a source's index and its result or error as soon as
                 its job ends (the command writes each file's outputs from it).
+            job_ids: each source's job id (``None``: a new one), as for :meth:`run`:
+                an existing job is resumed.
         """
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         sources = list(sources)
+        ids = list(job_ids) if job_ids is not None else [None] * len(sources)
+        if len(ids) != len(sources):
+            raise ValueError("job_ids must name one job per source")
         results: list[JobResult | AudioflowError | None] = [None] * len(sources)
         slots = anyio.Semaphore(concurrency)
 
@@ -254,7 +260,7 @@ class Pipeline:
                 report = None if on_progress is None else functools.partial(on_progress, i)
                 try:
                     result: JobResult | AudioflowError = await self.run(
-                        source, options=options, on_progress=report
+                        source, job_id=ids[i], options=options, on_progress=report
                     )
                 except AudioflowError as exc:
                     result = exc

@@ -274,6 +274,35 @@ async def test_two_calls_run_at_once_but_encode_one_at_a_time(
 
 
 @pytest.mark.slow
+async def test_a_cancelled_call_returns_without_waiting_for_the_model(
+    whisper_model: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    started, finished, release = threading.Event(), threading.Event(), threading.Event()
+    transcriber = WhisperTranscriber(whisper_model)
+    inner = transcriber._transcribe_sync
+
+    def held(*args: Any) -> Any:
+        started.set()
+        release.wait(60)  # the model "runs" until the test lets it go
+        try:
+            return inner(*args)
+        finally:
+            finished.set()
+
+    monkeypatch.setattr(transcriber, "_transcribe_sync", held)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(transcriber.transcribe, short_windows()[:1])
+        await anyio.to_thread.run_sync(started.wait, 60)
+        tg.cancel_scope.cancel()
+    # The call is gone while its model call still runs; that thread ends on its own.
+    assert not finished.is_set()
+    release.set()
+    await anyio.to_thread.run_sync(finished.wait, 60)
+
+
+@pytest.mark.slow
 async def test_language_is_detected_per_window(transcriber: WhisperTranscriber) -> None:
     spanish = AudioWindow(samples=decode_16k(SPEECH_DIR / "spanish.opus"), index=0)
     english = AudioWindow(samples=decode_16k(SPEECH_DIR / "library.opus"), index=1)

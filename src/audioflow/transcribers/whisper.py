@@ -267,8 +267,15 @@ class WhisperTranscriber:
         if not windows:
             return []
         try:
+            # Cancelled, the call returns at once and the batch in flight is abandoned:
+            # the model cannot be interrupted, and waiting for it held a cancelled job
+            # (and a Ctrl-C) up to a batch's time. Its thread finishes on its own.
             out = await anyio.to_thread.run_sync(
-                self._transcribe_sync, list(windows), language, limiter=self._get_limiter()
+                self._transcribe_sync,
+                list(windows),
+                language,
+                limiter=self._get_limiter(),
+                abandon_on_cancel=True,
             )
         except (AudioflowError, _UnsupportedLanguageError):
             raise
