@@ -24,6 +24,8 @@ ProgressCallback = Callable[[Progress], None]
 # Share of the overall fraction each phase covers (decoding and transcription overlap;
 # the transcription position is what the user waits for).
 _DECODE_SHARE, _TRANSCRIBE_SHARE = 0.3, 0.65
+#: The stages in the order a job passes them (what ``Progress.stage`` names).
+_STAGES = ("decode", "vad", "transcribe", "render")
 
 
 class ThrottledWriter:
@@ -152,9 +154,13 @@ class ProgressWriter(ThrottledWriter):
         if stage == "render":
             overall = _DECODE_SHARE + _TRANSCRIBE_SHARE
         self.fraction = max(self.fraction, min(overall, 0.99))
-        if stage in ("decode", "vad", "transcribe", "render"):
+        # The stage shown is the furthest one reached: decoding and speech detection
+        # report until their end, long after transcription began.
+        if stage in _STAGES and (
+            self.stage not in _STAGES or _STAGES.index(stage) >= _STAGES.index(self.stage)
+        ):
             self.stage = stage
-        self.message = message
+            self.message = message
         self._changed()
 
     async def _write(self) -> None:

@@ -147,6 +147,28 @@ async def test_cancelled_run_is_marked_cancelled_and_resumes_without_repeating_w
     assert job is not None and job.status is JobStatus.COMPLETED
 
 
+async def test_progress_shows_the_furthest_stage_and_counts_windows_as_answered(
+    store: JobStore, tmp_path: Path
+) -> None:
+    # Decoding and speech detection report until their end, after transcription began;
+    # the job's progress must not fall back to them ("30 % vad" with windows done).
+    path = write_bursts(tmp_path / "talk.flac", bursts(500, count=24, spacing=2.0), 50.0)
+    seen: list[Progress] = []
+    pipeline = Pipeline(
+        BurstTranscriber(max_window=4.0), store=store, chunk_seconds=5.0, progress_interval=0.0
+    )
+    await pipeline.run(path, job_id="progress-1", on_progress=seen.append)
+    order = ["decode", "vad", "transcribe", "render"]
+    stages = [order.index(p.stage) for p in seen if p.stage is not None]
+    assert stages == sorted(stages)  # never back to an earlier stage
+    fractions = [p.fraction for p in seen]
+    assert fractions == sorted(fractions)
+    counted = [p.message for p in seen if p.stage == "transcribe" and "window" in p.message]
+    assert counted and counted[-1].endswith("window(s) transcribed")
+    job = await store.get("progress-1")
+    assert job is not None and job.progress.stage == "render"
+
+
 async def test_cancelling_mid_decode_ends_the_job_within_a_second(
     store: JobStore, tmp_path: Path
 ) -> None:

@@ -147,11 +147,17 @@ class Transcribe:
                                 break
                     await send_batches.send(group)
 
+        completed = 0  # windows transcribed, in any order (emitted or not yet)
+
         async def work(batches: MemoryObjectReceiveStream[list[PackedWindow]]) -> None:
+            nonlocal completed
             async with batches:
                 async for group in batches:
                     for packed, result in zip(group, await self._call(group, ctx), strict=True):
                         results[packed.window.index] = (result, packed.timeline)
+                    completed += len(group)
+                    # As each batch is answered, not when its turn to be emitted comes.
+                    ctx.progress(self.name, math.nan, f"{completed} window(s) transcribed")
                     notify()
 
         async def preload() -> None:
@@ -179,7 +185,6 @@ class Transcribe:
                     slots.release()
                     index += 1
                     self.windows = index
-                    ctx.progress(self.name, math.nan, f"{index} window(s) transcribed")
 
         try:
             async with anyio.create_task_group() as tg:
