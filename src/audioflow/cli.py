@@ -27,7 +27,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import anyio
 import msgspec
@@ -473,39 +473,83 @@ def plan_outputs(
 
 
 class _Progress:
-    """One status line per file: redrawn in place on a terminal, plain lines otherwise."""
+    """A bar per file on a terminal (``rich``: fraction, stage, elapsed time, time left),
+    plain lines otherwise (one per stage a file enters, then its end)."""
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
-        self.tty = stream.isatty()
         self.last: dict[str, str] = {}
+        self._bars: Any = None
+        self._tasks: dict[str, Any] = {}
+        if stream.isatty():
+            try:
+                from rich.console import Console
+                from rich.progress import (
+                    BarColumn,
+                    Progress,
+                    TaskProgressColumn,
+                    TextColumn,
+                    TimeElapsedColumn,
+                    TimeRemainingColumn,
+                )
+            except ImportError:  # the cli extra brings rich; without it, plain lines
+                return
+            self._bars = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TaskProgressColumn(),
+                TextColumn("{task.fields[stage]:<10}"),
+                TimeElapsedColumn(),
+                TextColumn("left"),
+                TimeRemainingColumn(),
+                console=Console(file=stream),
+                transient=False,
+            )
+            self._bars.start()
+
+    def _task(self, name: str) -> Any:
+        if name not in self._tasks:
+            self._tasks[name] = self._bars.add_task(name, total=1.0, stage="start")
+        return self._tasks[name]
 
     def update(self, name: str, progress: Progress) -> None:
         stage = progress.stage or "start"
-        if self.tty:
-            filled = int(progress.fraction * 20)
-            bar = "#" * filled + "-" * (20 - filled)
-            self.stream.write(f"\r{name}: [{bar}] {progress.fraction:4.0%} {stage:<10}")
-            self.stream.flush()
+        if self._bars is not None:
+            self._bars.update(self._task(name), completed=progress.fraction, stage=stage)
         elif self.last.get(name) != stage:  # plain output: one line per stage change
             self.last[name] = stage
             self.stream.write(f"{name}: {stage} {progress.fraction:.0%}\n")
             self.stream.flush()
 
     def done(self, name: str, message: str) -> None:
-        self.stream.write(("\r" if self.tty else "") + f"{name}: {message}\n")
+        if self._bars is not None:
+            if message.startswith("done"):
+                self._bars.update(self._task(name), completed=1.0, stage="done")
+            self._bars.console.print(f"{name}: {message}", markup=False, highlight=False)
+            return
+        self.stream.write(f"{name}: {message}\n")
         self.stream.flush()
 
     def note(self, name: str, message: str) -> None:
         """A line about one file that is not its end (its job id, what was kept)."""
-        self.done(name, message)
+        self.line(f"{name}: {message}")
 
     def line(self, message: str) -> None:
-        self.stream.write(("\r\n" if self.tty else "") + message + "\n")
+        if self._bars is not None:
+            self._bars.console.print(message, markup=False, highlight=False)
+            return
+        self.stream.write(message + "\n")
         self.stream.flush()
+
+    def close(self) -> None:
+        """Stop redrawing (the bars stay as they last were)."""
+        if self._bars is not None:
+            self._bars.stop()
+            self._bars = None
 
     def summary(self, files: int, failed: int, audio: float, wall: float) -> None:
         """One line at the end: files, audio, wall time, speed, failures."""
+        self.close()
         speed = f" ({audio / wall:.1f}x real time)" if wall > 0 and audio > 0 else ""
         self.stream.write(
             f"{files} file{'s' if files != 1 else ''}, {_duration(audio)} of audio in "
@@ -551,6 +595,7 @@ async def _transcribe(args: argparse.Namespace) -> int:
         ids = [i or uuid.uuid4().hex for i in ids]
         transcriber = _transcriber(args)
     except BaseException:
+        display.close()
         await store.aclose()
         raise
     pipeline = Pipeline(transcriber, store=store, formats=args.format, vad=args.vad, rules=rules)
@@ -611,6 +656,7 @@ async def _transcribe(args: argparse.Namespace) -> int:
         if interrupted:
             await _report_kept(store, args, paths, labels, ids, ended, display)
     finally:
+        display.close()
         await transcriber.aclose()
         await store.aclose()
     wall = time.perf_counter() - started
