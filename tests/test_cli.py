@@ -60,6 +60,11 @@ SAMPLE = str(Path(__file__).resolve().parent.parent / "examples" / "sample.flac"
             "--beam-size: Whisper's settings, not deepgram's",
         ),
         (("transcribe", SAMPLE, "--language", "xx"), "not a language Whisper knows"),
+        (("transcribe", SAMPLE, "--task", "summarize"), "invalid choice"),
+        (
+            ("transcribe", SAMPLE, "--transcriber", "deepgram", "--task", "translate"),
+            "--task: Whisper's settings",
+        ),
         (("transcribe", SAMPLE, "--resume"), "need a store that outlives the command"),
         (
             ("transcribe", SAMPLE, SAMPLE, "--job-id", "j1", "--store", "redis://127.0.0.1:1"),

@@ -212,6 +212,20 @@ def _parser() -> argparse.ArgumentParser:
         help="beam width (default: 5)",
     )
     model.add_argument(
+        "--task",
+        choices=("transcribe", "translate"),
+        default=None,
+        help="transcribe (default) or translate into English",
+    )
+    model.add_argument(
+        "--initial-prompt",
+        "--initial_prompt",
+        default=None,
+        metavar="TEXT",
+        help="text every window is told came before it (names, spellings)",
+    )
+    model.add_argument("--hotwords", default=None, metavar="TEXT", help="words to prefer")
+    model.add_argument(
         "--batch-size",
         "--batch_size",
         type=int,
@@ -379,6 +393,9 @@ def _transcriber(args: argparse.Namespace) -> Transcriber:
                 ("--threads", "cpu_threads", args.threads),
                 ("--beam-size", "beam_size", args.beam_size),
                 ("--batch-size", "max_batch", args.batch_size),
+                ("--task", "task", args.task),
+                ("--initial-prompt", "initial_prompt", args.initial_prompt),
+                ("--hotwords", "hotwords", args.hotwords),
             )
             if value is not None
         ]

@@ -302,9 +302,11 @@ class Pipeline:
         except OSError:
             identity = str(source)  # decoding will report the problem
         gap = pack_gap(self.transcriber)
+        # A transcriber's optional ``fingerprint``: its model and decoding settings.
+        output = getattr(self.transcriber, "fingerprint", None)
         settings = (
             f"{self.transcriber.name}|{self.transcriber.max_window}|{gap}|{self.vad}|"
-            f"{self.speech_rules}|{self.chunk_seconds}"
+            f"{self.speech_rules}|{self.chunk_seconds}" + ("" if output is None else f"|{output}")
         )
         return hashlib.sha256(f"{identity}|{settings}".encode()).hexdigest()[:32]
 

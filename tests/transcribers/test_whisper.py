@@ -303,6 +303,29 @@ async def test_a_cancelled_call_returns_without_waiting_for_the_model(
 
 
 @pytest.mark.slow
+async def test_translate_gives_english_and_its_own_checkpoints(whisper_model: Any) -> None:
+    from audioflow import Pipeline
+
+    spanish = AudioWindow(samples=decode_16k(SPEECH_DIR / "spanish.opus"), index=0)
+    heard = await WhisperTranscriber(whisper_model).transcribe([spanish])
+    translator = WhisperTranscriber(whisper_model, task="translate")
+    [translated] = await translator.transcribe([spanish])
+    assert wer(reference("spanish"), window_text(heard[0])) <= 0.35
+    english = window_text(translated).lower().replace(",", " ").replace(".", " ").split()
+    assert set(english) & {"the", "of", "and", "to", "in", "is", "a", "that"}
+    spanish_words = set(reference("spanish").lower().split())
+    assert len(set(english) & spanish_words) < len(set(english)) / 2
+    # A run that translates does not reuse the windows of one that transcribed.
+    keys = {
+        Pipeline(t)._checkpoint_key(str(SPEECH_DIR / "spanish.opus"))
+        for t in (WhisperTranscriber(whisper_model), translator)
+    }
+    assert len(keys) == 2
+    with pytest.raises(ValueError, match="task"):
+        WhisperTranscriber(whisper_model, task="summarize")
+
+
+@pytest.mark.slow
 async def test_language_is_detected_per_window(transcriber: WhisperTranscriber) -> None:
     spanish = AudioWindow(samples=decode_16k(SPEECH_DIR / "spanish.opus"), index=0)
     english = AudioWindow(samples=decode_16k(SPEECH_DIR / "library.opus"), index=1)

@@ -71,7 +71,9 @@ class Transcriber(Protocol):
     to the first ``transcribe`` call); ``vad`` (str), the speech detection backend
     ``Pipeline`` uses for it by default (:func:`default_vad`); ``speech_rules``
     (:class:`~audioflow.vad.SegmentRules`), how ``Pipeline`` finds the speech it
-    sends to this transcriber.
+    sends to this transcriber; ``fingerprint`` (str), what else decides its words
+    (model, decoding settings), folded into the checkpoint key so that windows
+    transcribed one way are not reused by a run that asks another.
     """
 
     name: str

@@ -121,6 +121,11 @@ class WhisperTranscriber:
             such rule, and Whisper invents "you" or "So." for silence). ``None``
             keeps everything.
         log_prob_threshold: see ``no_speech_threshold``.
+        task: ``"transcribe"`` (default) or ``"translate"`` (into English).
+        initial_prompt: text given to every window as what came before (names,
+            spellings, a style).
+        hotwords: words to prefer, given to every window (faster-whisper's
+            ``hotwords``).
         limiter: limits the worker threads this transcriber occupies.
 
     Raises:
@@ -166,6 +171,9 @@ class WhisperTranscriber:
         beam_below: float | None = None,
         no_speech_threshold: float | None = 0.6,
         log_prob_threshold: float | None = -1.0,
+        task: str = "transcribe",
+        initial_prompt: str | None = None,
+        hotwords: str | None = None,
         limiter: anyio.CapacityLimiter | None = None,
     ) -> None:
         if importlib.util.find_spec("faster_whisper") is None:
@@ -174,6 +182,11 @@ class WhisperTranscriber:
             raise ValueError("max_batch, encode_batch, num_workers, beam_size must be >= 1")
         if cpu_threads is not None and cpu_threads < 0:
             raise ValueError("cpu_threads must be >= 0")
+        if task not in ("transcribe", "translate"):
+            raise ValueError(f"task must be 'transcribe' or 'translate', not {task!r}")
+        self._task = task
+        self._initial_prompt = initial_prompt
+        self._hotwords = hotwords
         if cpu_threads is None:
             cpu_threads = _default_threads()
         self.max_batch = max_batch
@@ -206,6 +219,27 @@ class WhisperTranscriber:
                 )
             self._model = model
         self._load_lock = threading.Lock()
+
+    @property
+    def fingerprint(self) -> str:
+        """What else decides this transcriber's words: the model and the decoding
+        settings. ``Pipeline`` keys checkpoints by it, so a window transcribed (or
+        translated) one way is never reused for a run that asks another."""
+        model = self._model_arg if isinstance(self._model_arg, str | Path | None) else "loaded"
+        return "|".join(
+            str(x)
+            for x in (
+                model,
+                self._compute_type,
+                self._beam_size,
+                self._beam_below,
+                self._task,
+                self._initial_prompt,
+                self._hotwords,
+                self._no_speech_threshold,
+                self._log_prob_threshold,
+            )
+        )
 
     async def __aenter__(self) -> WhisperTranscriber:
         return self
@@ -369,6 +403,9 @@ class WhisperTranscriber:
                 clip_timestamps=clips,
                 batch_size=len(clips),
                 beam_size=self._beam_size,
+                task=self._task,
+                initial_prompt=self._initial_prompt,
+                hotwords=self._hotwords,
                 word_timestamps=True,
                 vad_filter=False,
             )

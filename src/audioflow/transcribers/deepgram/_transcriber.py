@@ -188,6 +188,24 @@ class DeepgramTranscriber:
             api_key=api_key, timeout=timeout, max_retries=0, httpx_client=self._http, **options
         )
 
+    @property
+    def fingerprint(self) -> str:
+        """What else decides this transcriber's words (the model and the features
+        asked for); ``Pipeline`` keys checkpoints by it. The key is not part of it."""
+        return "|".join(
+            str(x)
+            for x in (
+                self.model,
+                self.language,
+                self.smart_format,
+                self.punctuate,
+                self.diarize,
+                self.utterances,
+                self.paragraphs,
+                self.encoding,
+            )
+        )
+
     def __repr__(self) -> str:
         # Never the key: reprs end up in logs, tracebacks and error reports.
         return (
