@@ -192,6 +192,11 @@ def test_transcribes_the_shipped_sample_offline(tmp_path: Path) -> None:
     assert (out / "sample.vtt").read_text().startswith("WEBVTT")
     transcript = parse_json((out / "sample.json").read_text())
     heard = " ".join(w.text for s in transcript.segments for w in s.words)
+    # The language was detected, and the transcript and the command say how surely.
+    assert (transcript.language, transcript.language_source) == ("en", "detected")
+    assert transcript.language_probability is not None
+    assert 0.5 < transcript.language_probability <= 1.0
+    assert f"(en, detected {transcript.language_probability:.2f})" in result.stderr
     assert wer((EXAMPLES / "sample.txt").read_text(), heard) <= 0.25
     # The captions end with the media (16.47 s), not a linger after it, and the cue
     # that ran across "...quick start." and the pause after it is cut there.
@@ -208,7 +213,7 @@ def test_transcribes_the_shipped_sample_offline(tmp_path: Path) -> None:
         "--out",
         str(narrow),
         "--format",
-        "srt",
+        "srt,json",
         "--model-cache",
         str(tmp_path / "cache"),
         "--max_line_width",
@@ -221,6 +226,13 @@ def test_transcribes_the_shipped_sample_offline(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     blocks = pysubs2.SSAFile.from_string((narrow / "sample.srt").read_text(), format_="srt")
     assert len(blocks) == len(heard.split())  # one block per word
+    given = parse_json((narrow / "sample.json").read_text())
+    assert (given.language, given.language_source, given.language_probability) == (
+        "en",
+        "given",
+        None,
+    )
+    assert "(en, given)" in result.stderr
     for block in blocks:
         assert block.text.count("{\\u1}") == 1  # pysubs2 reads <u> as underline
         assert all(len(line) <= 24 for line in block.plaintext.split("\n"))

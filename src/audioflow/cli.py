@@ -638,7 +638,7 @@ async def _transcribe(args: argparse.Namespace) -> int:
                 audio_seconds += (
                     (media.decoded_duration or media.duration or 0.0) if media else 0.0
                 )
-                display.done(labels[i], f"done -> {args.out}/{names[i]}.*")
+                display.done(labels[i], f"done -> {args.out}/{names[i]}.*{_language_note(result)}")
                 return
         message = " ".join(str(result).split())
         display.done(labels[i], f"failed: {type(result).__name__}: {message}")
@@ -681,6 +681,16 @@ async def _transcribe(args: argparse.Namespace) -> int:
     if interrupted:
         return 130
     return 1 if failed else 0
+
+
+def _language_note(result: JobResult) -> str:
+    """`` (en, detected 0.97)`` or `` (en, given)``: the language and where it came from."""
+    transcript = result.transcript
+    if transcript is None or transcript.language is None:
+        return ""
+    if transcript.language_source == "detected" and transcript.language_probability:
+        return f" ({transcript.language}, detected {transcript.language_probability:.2f})"
+    return f" ({transcript.language}, {transcript.language_source or 'reported'})"
 
 
 async def _last_unfinished(store: JobStore, sources: Sequence[str]) -> list[str | None]:

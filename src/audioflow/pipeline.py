@@ -360,10 +360,13 @@ class Pipeline:
             ctx=ctx,
         )
         media = decode.info
+        given = options.language is not None
         transcript = Transcript(
             segments=tuple(segments),
             language=transcribe.language,
             duration=(media.decoded_duration or media.duration) if media else None,
+            language_source="given" if given else ("detected" if transcribe.language else None),
+            language_probability=None if given else transcribe.language_probability,
         )
         progress.report("render", 0.0, "rendering")
         formats = options.formats or self.formats

@@ -186,6 +186,11 @@ class Transcript(msgspec.Struct, frozen=True, kw_only=True):
     segments: tuple[TranscriptSegment, ...] = ()
     language: str | None = None
     duration: float | None = None
+    #: ``"given"`` (the caller named the language) or ``"detected"``; ``None``: unknown.
+    language_source: str | None = None
+    #: For a detected language: how sure the transcriber was (0..1), over the windows
+    #: heard in it.
+    language_probability: float | None = None
 
     @property
     def text(self) -> str:
@@ -268,6 +273,8 @@ class WindowTranscript(msgspec.Struct, frozen=True, kw_only=True):
     segments: tuple[TranscriptSegment, ...] = ()
     language: str | None = None
     usage: Usage = Usage()
+    #: How sure the transcriber was of ``language``, when it detected it (0..1).
+    language_probability: float | None = None
 
 
 class Checkpoint(msgspec.Struct, frozen=True, kw_only=True):

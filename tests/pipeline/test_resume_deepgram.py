@@ -46,6 +46,7 @@ class _StopAfter:
         self.inner = inner
         self.name, self.max_window, self.max_batch = inner.name, inner.max_window, 1
         self.pack_gap = inner.pack_gap
+        self.fingerprint = inner.fingerprint  # the same transcriber: the same checkpoints
         self.allow = allow
         self.sent = 0
         self.held = anyio.Event()

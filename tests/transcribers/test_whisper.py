@@ -332,11 +332,15 @@ async def test_language_is_detected_per_window(transcriber: WhisperTranscriber) 
     mixed = await transcriber.transcribe([spanish, english])
     assert [r.language for r in mixed] == ["es", "en"]
     assert all(s.language == r.language for r in mixed for s in r.segments)
+    # How sure the model was, per window, when it detected the language.
+    assert all(r.language_probability is not None for r in mixed)
+    assert all(0.5 < (r.language_probability or 0) <= 1.0 for r in mixed)
     assert wer(reference("spanish"), window_text(mixed[0])) <= 0.35
     assert wer(reference("library"), window_text(mixed[1])) <= 0.35
     # A language given is used as is, not detected.
     [forced] = await transcriber.transcribe([english], language="es")
     assert forced.language == "es"
+    assert forced.language_probability is None  # given, not detected
 
 
 @pytest.mark.slow

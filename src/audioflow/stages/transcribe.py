@@ -56,7 +56,9 @@ class Transcribe:
             then fails or is cancelled, so a checkpoint keeps every window paid for).
 
     After ``run``: ``usage`` sums the transcriber's usage, ``language`` is the first
-    language it reported, ``windows`` counts the windows.
+    language it reported (``language_probability``: its mean probability over the
+    windows heard in it, when the transcriber detected it), ``windows`` counts the
+    windows.
     """
 
     name = "transcribe"
@@ -83,6 +85,7 @@ class Transcribe:
         self.batch_wait = batch_wait
         self.usage = Usage()
         self.windows = 0
+        self.language_probability: float | None = None
 
     def __repr__(self) -> str:
         return f"Transcribe(transcriber={self.transcriber.name!r}, concurrency={self.concurrency})"
@@ -148,6 +151,7 @@ class Transcribe:
                     await send_batches.send(group)
 
         completed = 0  # windows transcribed, in any order (emitted or not yet)
+        sure: list[float] = []  # language probabilities of the windows in self.language
 
         async def work(batches: MemoryObjectReceiveStream[list[PackedWindow]]) -> None:
             nonlocal completed
@@ -180,6 +184,11 @@ class Transcribe:
                     result, timeline = results.pop(index)
                     self.usage = self.usage + result.usage
                     self.language = self.language or result.language
+                    if result.language_probability is not None and (
+                        result.language == self.language
+                    ):
+                        sure.append(result.language_probability)
+                        self.language_probability = sum(sure) / len(sure)
                     for segment in map_window(result, timeline):
                         await outbox.send(segment)
                     slots.release()

@@ -67,6 +67,7 @@ class WindowPipeline(BatchedInferencePipeline):  # type: ignore[misc]
         self.beam_below = beam_below
         self.encode_batch = encode_batch
         self.languages: list[str] = []
+        self.probabilities: list[float | None] = []  # of each detected language
         self.beamed = 0  # windows decoded again with the beam, over all batches
 
     def generate_segment_batched(
@@ -76,7 +77,9 @@ class WindowPipeline(BatchedInferencePipeline):  # type: ignore[misc]
         with self.encode_lock or contextlib.nullcontext():
             encoder_output = self._encode(features)
         if self.detect_language:
-            detected = [langs[0][0] for langs in model.model.detect_language(encoder_output)]
+            found = model.model.detect_language(encoder_output)
+            detected = [langs[0][0] for langs in found]
+            sureness = [float(langs[0][1]) for langs in found]
             # most_common keeps first-seen order among ties: the earliest window wins.
             primary = Counter(detected).most_common(1)[0][0]
             tokenizer.language = tokenizer.tokenizer.token_to_id(primary)
@@ -152,8 +155,10 @@ class WindowPipeline(BatchedInferencePipeline):  # type: ignore[misc]
                 self.beamed += len(unsure)
         if self.detect_language:
             self.languages += [token[2:-2] for token in detected]
+            self.probabilities += sureness
         else:  # an English-only model's prompt has no language token at all
             self.languages += [tokenizer.language_code] * len(output)
+            self.probabilities += [None] * len(output)
         return encoder_output, output
 
     def _encode(self, features: np.ndarray[Any, Any]) -> Any:

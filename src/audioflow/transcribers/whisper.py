@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.to_thread
+import msgspec
 import numpy as np
 
 from .._text import ends_sentence
@@ -379,6 +380,7 @@ class WhisperTranscriber:
             clipped.append(i)
         found: dict[int, list[Any]] = {i: [] for i in range(len(windows))}
         languages: dict[int, str | None] = dict.fromkeys(range(len(windows)), language)
+        sureness: dict[int, float | None] = dict.fromkeys(range(len(windows)))
         if clips:
             # A fresh pipeline per call: it keeps per-run state (last_speech_timestamp,
             # languages) that concurrent calls on a shared instance would trample.
@@ -412,11 +414,15 @@ class WhisperTranscriber:
             for segment in segments:  # a generator: the model runs while it is consumed
                 found[round(segment.seek / model.frames_per_second / spacing)].append(segment)
             languages.update(zip(clipped, pipeline.languages, strict=True))
+            sureness.update(zip(clipped, pipeline.probabilities, strict=True))
             with self._count_lock:
                 self.beamed += pipeline.beamed
                 self.windows += len(clips)
         return [
-            _to_window_transcript(w, i * spacing, self._drop_silence(found[i]), languages[i])
+            msgspec.structs.replace(
+                _to_window_transcript(w, i * spacing, self._drop_silence(found[i]), languages[i]),
+                language_probability=sureness[i],
+            )
             for i, w in enumerate(windows)
         ]
 
