@@ -61,6 +61,9 @@ SAMPLE = str(Path(__file__).resolve().parent.parent / "examples" / "sample.flac"
         ),
         (("transcribe", SAMPLE, "--language", "xx"), "not a language Whisper knows"),
         (("transcribe", SAMPLE, "--task", "summarize"), "invalid choice"),
+        (("transcribe", SAMPLE, "--vad_onset", "1.5"), "--vad-threshold must be between 0"),
+        (("transcribe", SAMPLE, "--min-silence", "-1"), "durations must be >= 0"),
+        (("transcribe", str(Path(SAMPLE).parent)), "is a folder; give the files in it, or"),
         (
             ("transcribe", SAMPLE, "--transcriber", "deepgram", "--task", "translate"),
             "--task: Whisper's settings",
@@ -112,6 +115,51 @@ def test_unknown_languages_are_usage_errors(given: str, transcriber: str) -> Non
 
     with pytest.raises(UsageError, match="--language"):
         resolve_language(given, transcriber)
+
+
+def test_recursive_takes_the_media_files_of_a_folder(tmp_path: Path) -> None:
+    from audioflow.cli import UsageError, expand_folders, plan_outputs
+
+    (tmp_path / "talks" / "day2").mkdir(parents=True)
+    for name in ("talks/a.flac", "talks/day2/b.MP4", "talks/day2/a.wav"):
+        (tmp_path / name).write_bytes(b"media")
+    (tmp_path / "talks" / "notes.txt").write_text("not media")
+    alone = tmp_path / "c.mp3"
+    alone.write_bytes(b"media")
+    files = expand_folders([tmp_path / "talks", alone])
+    assert [f.relative_to(tmp_path).as_posix() for f in files] == [
+        "talks/a.flac",
+        "talks/day2/a.wav",
+        "talks/day2/b.MP4",
+        "c.mp3",
+    ]
+    # Two a.* in different folders: refused before any work, unless named apart.
+    with pytest.raises(UsageError, match="would both write"):
+        plan_outputs(files, tmp_path / "out", ["txt"])
+    names = plan_outputs(files, tmp_path / "out", ["txt"], "{parent}-{stem}")
+    assert names == ["talks-a", "day2-a", "day2-b", f"{tmp_path.name}-c"]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UsageError, match="no audio or video files"):
+        expand_folders([tmp_path / "empty"])
+
+
+def test_speech_detection_flags_go_over_the_transcribers_rules() -> None:
+    import argparse
+
+    from audioflow.cli import _speech_rules
+    from audioflow.testing.transcribers import BurstTranscriber
+    from audioflow.vad import SegmentRules
+
+    class Whisperish(BurstTranscriber):
+        speech_rules = SegmentRules(min_speech=0.0, min_silence=0.16, padding=0.4)
+
+    flags = {"vad_threshold": None, "vad_neg_threshold": None, "min_silence": None}
+    none = argparse.Namespace(**flags, speech_pad=None)
+    assert _speech_rules(none, Whisperish()) is None  # the pipeline's own choice stands
+    some = argparse.Namespace(**{**flags, "vad_threshold": 0.6}, speech_pad=0.2)
+    assert _speech_rules(some, Whisperish()) == SegmentRules(
+        threshold=0.6, min_speech=0.0, min_silence=0.16, padding=0.2
+    )
 
 
 def test_deepgram_without_key_is_a_usage_error() -> None:

@@ -20,6 +20,7 @@ key comes from ``DEEPGRAM_API_KEY``. Output files are written only inside ``--ou
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
 import sys
@@ -41,6 +42,7 @@ from .render import FORMATS, CaptionRules
 from .store._watch import watching
 from .store.protocol import JobStore
 from .transcribers.base import Transcriber
+from .vad import SegmentRules
 
 __all__ = ["main"]
 
@@ -125,6 +127,33 @@ def _language_tag(value: str) -> str | None:
         return None
 
 
+def _speech_rules(args: argparse.Namespace, transcriber: Transcriber) -> SegmentRules | None:
+    """The transcriber's speech rules with the flags given over them (``None``: none)."""
+    changes = {
+        key: value
+        for key, value in (
+            ("threshold", args.vad_threshold),
+            ("neg_threshold", args.vad_neg_threshold),
+            ("min_silence", args.min_silence),
+            ("padding", args.speech_pad),
+        )
+        if value is not None
+    }
+    if not changes:
+        return None
+    for key in ("threshold", "neg_threshold"):
+        if key in changes and not 0.0 <= changes[key] <= 1.0:
+            flag = "--vad-threshold" if key == "threshold" else "--vad-neg-threshold"
+            raise UsageError(f"{flag} must be between 0 and 1")
+    base = getattr(transcriber, "speech_rules", None)
+    try:
+        return dataclasses.replace(
+            base if isinstance(base, SegmentRules) else SegmentRules(), **changes
+        )
+    except ValueError as exc:
+        raise UsageError(f"--min-silence/--speech-pad: {exc}") from None
+
+
 def _caption_rules(args: argparse.Namespace) -> CaptionRules:
     try:
         return CaptionRules(
@@ -144,7 +173,19 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("transcribe", help="transcribe files and write their renderings")
-    t.add_argument("files", nargs="+", type=Path, metavar="FILE", help="audio or video files")
+    t.add_argument(
+        "files",
+        nargs="+",
+        type=Path,
+        metavar="FILE",
+        help="audio or video files; folders with --recursive",
+    )
+    t.add_argument(
+        "-r",
+        "--recursive",
+        action="store_true",
+        help="a folder given as FILE stands for the media files in it and its subfolders",
+    )
     t.add_argument("--out", type=Path, default=Path("."), help="output directory (default: .)")
     t.add_argument(
         "--format",
@@ -232,6 +273,37 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help="windows a model call decodes together (default: 4)",
+    )
+    speech = t.add_argument_group("speech detection (faster-whisper's vad_parameters)")
+    speech.add_argument(
+        "--vad-threshold",
+        "--vad_onset",
+        type=float,
+        default=None,
+        metavar="P",
+        help="speech probability that starts speech (Silero default: 0.5)",
+    )
+    speech.add_argument(
+        "--vad-neg-threshold",
+        "--vad_offset",
+        type=float,
+        default=None,
+        metavar="P",
+        help="probability below which a pause starts (default: threshold - 0.15)",
+    )
+    speech.add_argument(
+        "--min-silence",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="a pause longer than this ends speech (Whisper default: 0.16)",
+    )
+    speech.add_argument(
+        "--speech-pad",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="context kept around each stretch of speech (Whisper default: 0.4)",
     )
     t.add_argument(
         "--output-name",
@@ -431,6 +503,33 @@ def _confined(out: Path, name: str) -> Path:
     return target
 
 
+#: What ``--recursive`` takes from a folder: the extensions of audio and video files.
+MEDIA_SUFFIXES = frozenset(
+    ".aac .aif .aiff .amr .avi .caf .flac .m4a .m4v .mka .mkv .mov .mp3 .mp4 .mpeg .mpg "
+    ".oga .ogg .opus .ts .wav .weba .webm .wma .wmv .3gp".split()
+)
+
+
+def expand_folders(files: Sequence[Path]) -> list[Path]:
+    """``files`` with each folder replaced by the media files under it, in name order.
+
+    Raises:
+        UsageError: a folder holds no media file.
+    """
+    out: list[Path] = []
+    for path in files:
+        if not path.is_dir():
+            out.append(path)
+            continue
+        found = sorted(
+            p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES
+        )
+        if not found:
+            raise UsageError(f"{path}: no audio or video files in it")
+        out += found
+    return out
+
+
 #: The fields ``--output-name`` may use.
 _NAME_FIELDS = ("stem", "name", "parent", "index")
 
@@ -450,7 +549,7 @@ def plan_outputs(
         if not path.exists():
             raise UsageError(f"{path}: no such file")
         if path.is_dir():
-            raise UsageError(f"{path}: is a folder; give the files in it")
+            raise UsageError(f"{path}: is a folder; give the files in it, or --recursive")
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: exists and is not a folder")
     names: list[str] = []
@@ -591,11 +690,11 @@ async def _transcribe(args: argparse.Namespace) -> int:
         raise UsageError(
             "--resume and --job-id need a store that outlives the command: --store redis://..."
         )
-    if args.job_id and len(args.files) != 1:
+    if args.job_id and (len(args.files) != 1 or args.recursive):
         raise UsageError("--job-id names one job: give one FILE")
     rules = _caption_rules(args)
     language = resolve_language(args.language, args.transcriber)
-    paths: list[Path] = list(args.files)
+    paths: list[Path] = expand_folders(args.files) if args.recursive else list(args.files)
     names = plan_outputs(paths, args.out, args.format, args.output_name)
     sources = [str(p.resolve()) for p in paths]  # a job's source: the same from any folder
     store = _store(args.store, args.prefix)
@@ -615,7 +714,21 @@ async def _transcribe(args: argparse.Namespace) -> int:
         display.close()
         await store.aclose()
         raise
-    pipeline = Pipeline(transcriber, store=store, formats=args.format, vad=args.vad, rules=rules)
+    try:
+        speech_rules = _speech_rules(args, transcriber)
+    except UsageError:
+        await transcriber.aclose()
+        await store.aclose()
+        display.close()
+        raise
+    pipeline = Pipeline(
+        transcriber,
+        store=store,
+        formats=args.format,
+        vad=args.vad,
+        rules=rules,
+        speech_rules=speech_rules,
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     for label, job_id in zip(labels, ids, strict=True):
         display.note(label, f"job {job_id}")
