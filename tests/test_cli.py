@@ -61,6 +61,8 @@ SAMPLE = str(Path(__file__).resolve().parent.parent / "examples" / "sample.flac"
         ),
         (("transcribe", SAMPLE, "--language", "xx"), "not a language Whisper knows"),
         (("transcribe", SAMPLE, "--task", "summarize"), "invalid choice"),
+        (("transcribe", SAMPLE, "--diarize"), "--diarize needs a transcriber"),
+        (("transcribe", "-", "-"), "can be given once"),
         (("transcribe", SAMPLE, "--vad_onset", "1.5"), "--vad-threshold must be between 0"),
         (("transcribe", SAMPLE, "--min-silence", "-1"), "durations must be >= 0"),
         (("transcribe", str(Path(SAMPLE).parent)), "is a folder; give the files in it, or"),

@@ -1,4 +1,5 @@
-"""``audioflow transcribe``'s progress: bars in a pseudo-terminal, plain lines in a pipe.
+"""``audioflow transcribe``'s progress (bars in a pseudo-terminal, plain lines in a pipe)
+and standard input.
 
 A real process on two files, with the worker tests' transcriber (0.5 s a window, so
 transcription lasts a few seconds and the bars are caught moving).
@@ -11,6 +12,7 @@ import pty
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -96,3 +98,19 @@ def test_a_pipe_gets_plain_lines(tmp_path: Path) -> None:
         assert re.search(rf"^{name}: transcribe \d+%$", text, re.M), text
         assert re.search(rf"^{name}: done -> ", text, re.M), text
     assert text.splitlines()[-1].startswith("2 files, ")
+
+
+def test_standard_input_is_transcribed_as_stdin(tmp_path: Path) -> None:
+    media = burst_media(tmp_path / "piped.wav", count=4)
+    out = tmp_path / "out"
+    args = [*COMMAND, "transcribe", "-", "--out", str(out), "--format", "txt"]
+    args += ["--transcriber", "worker_transcriber:make"]
+    with media.open("rb") as stdin:
+        done = subprocess.run(
+            args, stdin=stdin, capture_output=True, text=True, env=_env(), timeout=60
+        )
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"^stdin: done -> ", done.stderr, re.M)
+    assert len((out / "stdin.txt").read_text().split()) >= 4
+    # The spooled copy is gone with the command.
+    assert not list(Path(tempfile.gettempdir()).glob("audioflow-stdin-*"))

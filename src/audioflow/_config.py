@@ -74,10 +74,13 @@ def make_transcriber(
     model_cache: str | None = None,
     deepgram_url: str | None = None,
     whisper: Mapping[str, Any] | None = None,
+    deepgram: Mapping[str, Any] | None = None,
 ) -> Transcriber:
     """``whisper``, ``deepgram`` (key from ``DEEPGRAM_API_KEY``) or ``module:factory``
-    (called with no arguments, returning a transcriber). ``whisper`` holds further
-    ``WhisperTranscriber`` arguments (device, compute type, threads, beam, batch)."""
+    (called with no arguments, returning a transcriber). ``whisper`` and ``deepgram``
+    hold further arguments of ``WhisperTranscriber`` (device, compute type, threads,
+    beam, batch, task, prompt) and ``DeepgramTranscriber`` (``diarize``); for
+    Deepgram, ``model`` is its model's name."""
     if name == "whisper":
         from .transcribers.whisper import WhisperTranscriber
 
@@ -94,7 +97,9 @@ def make_transcriber(
         from .transcribers.deepgram import DeepgramTranscriber
 
         kwargs: dict[str, Any] = {"base_url": deepgram_url} if deepgram_url else {}
-        return DeepgramTranscriber(key, **kwargs)
+        if model:
+            kwargs["model"] = model
+        return DeepgramTranscriber(key, **kwargs, **(deepgram or {}))
     factory = import_object(name)
     if not callable(factory):
         raise ConfigurationError(f"{name!r} is not callable")

@@ -22,8 +22,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Sequence
@@ -31,6 +33,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import anyio
+import anyio.to_thread
 import msgspec
 
 from ._config import WorkerConfig, make_transcriber, redact_url, store_from_url
@@ -178,7 +181,7 @@ def _parser() -> argparse.ArgumentParser:
         nargs="+",
         type=Path,
         metavar="FILE",
-        help="audio or video files; folders with --recursive",
+        help="audio or video files (- for standard input); folders with --recursive",
     )
     t.add_argument(
         "-r",
@@ -221,7 +224,12 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="speech detection (default: silero with whisper, energy with deepgram)",
     )
-    t.add_argument("--model", default=None, help="Whisper model directory or name")
+    t.add_argument(
+        "--model",
+        default=None,
+        help="Whisper: a model directory or name (default: the bundled base model); "
+        "Deepgram: its model (default: nova-3)",
+    )
     t.add_argument(
         "--model-cache",
         type=Path,
@@ -273,6 +281,11 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help="windows a model call decodes together (default: 4)",
+    )
+    t.add_argument(
+        "--diarize",
+        action="store_true",
+        help="label each word's speaker (with --transcriber deepgram)",
     )
     speech = t.add_argument_group("speech detection (faster-whisper's vad_parameters)")
     speech.add_argument(
@@ -479,12 +492,18 @@ def _transcriber(args: argparse.Namespace) -> Transcriber:
             if isinstance(value, int) and value < least:
                 raise UsageError(f"{flag} must be at least {least}")
         whisper = {key: value for _, key, value in given}
+        if args.diarize and args.transcriber != "deepgram":
+            raise UsageError(
+                "--diarize needs a transcriber that tells speakers apart: --transcriber "
+                "deepgram (Whisper does not)"
+            )
         return make_transcriber(
             args.transcriber,
             model=args.model,
             model_cache=str(args.model_cache) if args.model_cache else None,
             deepgram_url=args.deepgram_url,
             whisper=whisper,
+            deepgram={"diarize": True} if args.diarize else None,
         )
     except ConfigurationError as exc:
         raise UsageError(str(exc)) from None
@@ -684,6 +703,32 @@ def _duration(seconds: float) -> str:
 
 
 async def _transcribe(args: argparse.Namespace) -> int:
+    """``-`` among the files is standard input, spooled to a temporary file first."""
+    dashes = [str(p) for p in args.files].count("-")
+    if not dashes:
+        return await _transcribe_files(args)
+    if dashes > 1:
+        raise UsageError("- (standard input) can be given once")
+    if sys.stdin.isatty():
+        raise UsageError("-: standard input is a terminal; pipe a file in")
+    if args.resume or args.job_id:
+        raise UsageError("- (standard input) is read once: it cannot be resumed")
+    folder = Path(tempfile.mkdtemp(prefix="audioflow-stdin-"))
+    try:
+        spooled = folder / "stdin"
+
+        def spool() -> None:
+            with spooled.open("wb") as out:
+                shutil.copyfileobj(sys.stdin.buffer, out, 1 << 20)
+
+        await anyio.to_thread.run_sync(spool)
+        args.files = [spooled if str(p) == "-" else p for p in args.files]
+        return await _transcribe_files(args)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+async def _transcribe_files(args: argparse.Namespace) -> int:
     if args.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
     if (args.resume or args.job_id) and args.store == "memory":
