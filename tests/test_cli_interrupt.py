@@ -147,6 +147,16 @@ def test_ctrl_c_keeps_what_was_paid_for_and_resume_does_not_pay_again(
     assert len((out / "talk.txt").read_text().split()) >= 16  # a word a burst, and times
     assert anyio.run(stored)[0] is JobStatus.COMPLETED
 
+    # A job id names one file asked one way: anything else is refused before any work.
+    other = burst_media(tmp_path / "other.wav", count=2)
+    for args, says in (
+        (_args(other, out, url, prefix, "--job-id", job_id), "that job transcribes"),
+        (_args(media, out, url, prefix, "--job-id", job_id, "--format", "srt"), "other outputs"),
+    ):
+        refused = Run(args, env)
+        assert refused.wait() == 2, refused.text
+        assert says in refused.text and "Traceback" not in refused.text
+
 
 def test_a_second_ctrl_c_quits_at_once(
     setup: tuple[Path, str, str, dict[str, str]], tmp_path: Path

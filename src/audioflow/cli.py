@@ -746,14 +746,16 @@ async def _transcribe_files(args: argparse.Namespace) -> int:
     display = _Progress(sys.stderr)
     # Files are called by their name, or by their path where two share a name.
     labels = [p.name if [q.name for q in paths].count(p.name) == 1 else str(p) for p in paths]
+    options = JobOptions(formats=args.format, language=language)
     try:
         if args.job_id:
-            ids = [args.job_id]
+            await _check_job_id(store, args.job_id, sources[0], options)
+            found: list[str | None] = [args.job_id]
         elif args.resume:
-            ids = await _last_unfinished(store, sources)
+            found = await _last_unfinished(store, sources, options)
         else:
-            ids = [None] * len(paths)
-        ids = [i or uuid.uuid4().hex for i in ids]
+            found = [None] * len(paths)
+        ids = [i or uuid.uuid4().hex for i in found]
         transcriber = _transcriber(args)
     except BaseException:
         display.close()
@@ -822,7 +824,7 @@ async def _transcribe_files(args: argparse.Namespace) -> int:
                 await pipeline.run_many(
                     sources,
                     concurrency=args.concurrency,
-                    options=JobOptions(formats=args.format, language=language),
+                    options=options,
                     on_progress=lambda i, p: display.update(labels[i], p),
                     on_done=done,
                     job_ids=ids,
@@ -851,8 +853,25 @@ def _language_note(result: JobResult) -> str:
     return f" ({transcript.language}, {transcript.language_source or 'reported'})"
 
 
-async def _last_unfinished(store: JobStore, sources: Sequence[str]) -> list[str | None]:
-    """Each source's most recent job that did not complete, if the store has one."""
+async def _check_job_id(store: JobStore, job_id: str, source: str, options: JobOptions) -> None:
+    """``--job-id`` of an existing job must be that file's, asked the same way."""
+    job = await store.get(job_id)
+    if job is None:
+        return
+    if job.source != source:
+        raise UsageError(f"--job-id {job_id}: that job transcribes {job.source}, not {source}")
+    if job.options != options:
+        raise UsageError(
+            f"--job-id {job_id}: that job was asked for other outputs or language "
+            f"({', '.join(job.options.formats)}; language {job.options.language or 'detected'})"
+        )
+
+
+async def _last_unfinished(
+    store: JobStore, sources: Sequence[str], options: JobOptions
+) -> list[str | None]:
+    """Each source's most recent job that did not complete and was asked the same way
+    (formats, language), if the store has one."""
     wanted = set(sources)
     found: dict[str, Job] = {}
     for status in (JobStatus.CANCELLED, JobStatus.FAILED, JobStatus.QUEUED, JobStatus.RUNNING):
@@ -860,7 +879,7 @@ async def _last_unfinished(store: JobStore, sources: Sequence[str]) -> list[str 
         while True:
             page = await store.list(status=status, limit=500, cursor=cursor)
             for job in page.jobs:
-                if job.source in wanted:
+                if job.source in wanted and job.options == options:
                     best = found.get(job.source)
                     if best is None or job.created_at > best.created_at:
                         found[job.source] = job
