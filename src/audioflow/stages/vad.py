@@ -4,7 +4,7 @@ Backends: ``energy`` (numpy, default), ``webrtc`` and ``silero`` (the ``vad`` ex
 :mod:`audioflow.vad`. Post-processing (``min_speech``, ``min_silence``, ``padding``,
 ``max_segment`` split at the quietest point) is :class:`~audioflow.vad.SegmentBuilder`.
 
-The work is :class:`SpeechDetector` (``stages/_speech.py``), which keeps only the audio
+The work is :class:`SpeechDetector` (``stages/_vad.py``), which keeps only the audio
 a segment may still need, never the whole stream; this module is the async shell
 around it. Chunks must be contiguous 16 kHz mono, as
 :class:`~audioflow.stages.decode.Decode` sends them; segment times count from the
@@ -18,7 +18,7 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 from ..records import AudioChunk, SpeechSegment
 from ..vad import SegmentRules, VadBackend, make_backend
-from ._speech import SpeechDetector
+from ._vad import SpeechDetector
 from .base import StageContext
 
 __all__ = ["DetectSpeech", "SpeechDetector"]

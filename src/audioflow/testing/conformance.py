@@ -132,7 +132,7 @@ def _versions_are_whole(events: list[JobEvent], final: int) -> None:
 
 
 class JobStoreConformance:
-    """The JobStore contract (DESIGN §3). Subclass and implement :meth:`make_store`."""
+    """The JobStore contract (docs/stores.md). Subclass and implement :meth:`make_store`."""
 
     pytestmark: ClassVar[list[pytest.MarkDecorator]] = [pytest.mark.anyio]
 

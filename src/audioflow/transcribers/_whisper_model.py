@@ -1,6 +1,6 @@
 """Where the Whisper model comes from: an explicit directory, the bundled model, or a name.
 
-Resolution order (see DESIGN §4):
+Resolution order:
 
 1. an explicit directory holding a CTranslate2 Whisper model (``model.bin``,
    ``config.json``, ``tokenizer.json``, a vocabulary file);

@@ -146,7 +146,7 @@ class WhisperTranscriber:
     #: pause of the recording is kept as it was up to 0.83 s (two paddings), so a
     #: window is the recording itself with its long pauses shortened. With the former
     #: settings (0.5 s pauses, 0.2 s padding, half a second of digital silence between
-    #: segments) the evaluation set of issue 13 had 83 word errors in 2,492, with these
+    #: segments) the evaluation set (bench/evalset.py) had 83 word errors in 2,492, with these
     #: 74 (faster-whisper batched: 76).
     pack_gap = 0.0
     #: How the pipeline finds the speech it sends: faster-whisper's batched pipeline's
