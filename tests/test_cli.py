@@ -203,6 +203,31 @@ def test_status_reads_a_job_from_redis() -> None:
         delete_prefix(redis_url(), prefix)
 
 
+def test_status_lists_the_most_recent_jobs_or_pages_from_the_oldest() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    prefix = f"audioflow-test:{os.urandom(6).hex()}:"
+    start = datetime(2030, 1, 1, tzinfo=UTC)
+
+    async def seed() -> None:
+        async with RedisJobStore(redis_url(), prefix=prefix) as store:
+            for i in range(7):
+                job = Job(id=f"j{i}", source=f"t{i}.mp3", created_at=start + timedelta(minutes=i))
+                await store.create(job)
+
+    def listed(*more: str) -> list[str]:
+        out = run("status", "--store", redis_url(), "--prefix", prefix, *more)
+        assert out.returncode == 0, out.stderr
+        return [line.split()[0] for line in out.stdout.splitlines()]
+
+    try:
+        anyio.run(seed)
+        assert listed("--limit", "3") == ["j4", "j5", "j6"]  # the most recent, newest last
+        assert listed("--limit", "3", "--oldest") == ["j0", "j1", "j2"]
+    finally:
+        delete_prefix(redis_url(), prefix)
+
+
 def test_output_paths_stay_inside_the_output_directory(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()

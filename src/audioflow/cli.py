@@ -20,6 +20,7 @@ key comes from ``DEEPGRAM_API_KEY``. Output files are written only inside ``--ou
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import os
 import shutil
@@ -40,7 +41,7 @@ from ._config import WorkerConfig, make_transcriber, redact_url, store_from_url
 from ._version import __version__
 from .errors import AudioflowError, ConfigurationError
 from .pipeline import Pipeline
-from .records import Job, JobOptions, JobResult, JobStatus, Progress
+from .records import Job, JobOptions, JobPage, JobResult, JobStatus, Progress
 from .render import FORMATS, CaptionRules
 from .store._watch import watching
 from .store.protocol import JobStore
@@ -354,9 +355,12 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     s = sub.add_parser("status", help="show a job's status, or list the jobs")
-    s.add_argument("job_id", nargs="?", help="the job (default: list jobs, oldest first)")
+    s.add_argument("job_id", nargs="?", help="the job (default: list the most recent jobs)")
     s.add_argument("--status", choices=[x.value for x in JobStatus], help="list only these")
     s.add_argument("--limit", type=int, default=20, help="jobs a page (default: 20)")
+    s.add_argument(
+        "--oldest", action="store_true", help="list from the oldest job, a page at a time"
+    )
     s.add_argument("--cursor", default=None, help="the page after the one that printed it")
     _store_flags(s)
 
@@ -922,7 +926,11 @@ async def _status(args: argparse.Namespace) -> int:
     try:
         if args.job_id is None:
             status = JobStatus(args.status) if args.status else None
-            page = await store.list(status=status, limit=max(1, args.limit), cursor=args.cursor)
+            limit = max(1, args.limit)
+            if args.cursor is None and not args.oldest:
+                page = await _most_recent(store, status, limit)
+            else:
+                page = await store.list(status=status, limit=limit, cursor=args.cursor)
             job = None
         else:
             job = await store.get(args.job_id)
@@ -955,6 +963,18 @@ async def _status(args: argparse.Namespace) -> int:
     if job.artifacts:
         print(f"formats:  {', '.join(sorted(job.artifacts))}")
     return 0
+
+
+async def _most_recent(store: JobStore, status: JobStatus | None, limit: int) -> JobPage:
+    """The ``limit`` most recent jobs, oldest of them first (a scan of the list)."""
+    recent: collections.deque[Job] = collections.deque(maxlen=limit)
+    cursor = None
+    while True:
+        page = await store.list(status=status, limit=500, cursor=cursor)
+        recent.extend(page.jobs)
+        if page.cursor is None:
+            return JobPage(jobs=tuple(recent))
+        cursor = page.cursor
 
 
 def _no_such_job(args: argparse.Namespace) -> int:
