@@ -86,6 +86,8 @@ class Transcribe:
         self.usage = Usage()
         self.windows = 0
         self.language_probability: float | None = None
+        #: Windows answered so far (in any order; windows from ``done`` included).
+        self.answered = len(self.done)
 
     def __repr__(self) -> str:
         return f"Transcribe(transcriber={self.transcriber.name!r}, concurrency={self.concurrency})"
@@ -150,18 +152,13 @@ class Transcribe:
                                 break
                     await send_batches.send(group)
 
-        completed = 0  # windows transcribed, in any order (emitted or not yet)
         sure: list[float] = []  # language probabilities of the windows in self.language
 
         async def work(batches: MemoryObjectReceiveStream[list[PackedWindow]]) -> None:
-            nonlocal completed
             async with batches:
                 async for group in batches:
                     for packed, result in zip(group, await self._call(group, ctx), strict=True):
                         results[packed.window.index] = (result, packed.timeline)
-                    completed += len(group)
-                    # As each batch is answered, not when its turn to be emitted comes.
-                    ctx.progress(self.name, math.nan, f"{completed} window(s) transcribed")
                     notify()
 
         async def preload() -> None:
@@ -213,11 +210,14 @@ class Transcribe:
         wanted = {w.index for w in todo}
 
         def got(result: WindowTranscript) -> None:
-            # Each window reaches ``on_window`` once, as soon as the transcriber has it.
+            # Each window reaches ``on_window`` once, as soon as the transcriber has it,
+            # and counts in the progress then (a service answers window by window).
             if result.index in wanted and result.index not in fresh:
                 fresh[result.index] = result
                 if self.on_window is not None:
                     self.on_window(result)
+                self.answered += 1
+                ctx.progress(self.name, math.nan, f"{self.answered} window(s) transcribed")
 
         if todo:
             try:
