@@ -123,7 +123,9 @@ def test_cancel_and_status(tmp_path: Path, prefix: str) -> None:
     queued = run("status", "--status", "queued", prefix=prefix)
     assert queued.returncode == 0 and queued.stdout == "" and "no jobs" in queued.stderr
     anyio.run(_put, prefix, Job(id="c2", source="/shared/b.flac"))
-    paged = run("status", "--limit", "1", prefix=prefix)
+    recent = run("status", "--limit", "1", prefix=prefix)  # the most recent job
+    assert recent.stdout.split()[:2] == ["c2", "queued"]
+    paged = run("status", "--limit", "1", "--oldest", prefix=prefix)
     assert paged.stdout.split()[0] == "c1" and "--cursor" in paged.stderr
     cursor = paged.stderr.split("--cursor ")[1].split()[0]
     rest = run("status", "--limit", "1", "--cursor", cursor, prefix=prefix)
