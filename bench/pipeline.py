@@ -106,7 +106,9 @@ async def cancel(path):
     midway = anyio.Event()
 
     def seen(progress):
-        if progress.stage == "decode" and progress.fraction >= 0.1:
+        # A tenth of the decoding (its share of the overall fraction is 0.3); the stage
+        # shown may already be a later one, since the stages run side by side.
+        if progress.fraction >= 0.03:
             midway.set()
 
     async with anyio.create_task_group() as tg:
