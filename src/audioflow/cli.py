@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -751,6 +751,7 @@ async def _transcribe_files(args: argparse.Namespace) -> int:
     # Files are called by their name, or by their path where two share a name.
     labels = [p.name if [q.name for q in paths].count(p.name) == 1 else str(p) for p in paths]
     options = JobOptions(formats=args.format, language=language)
+    transcriber: Transcriber | None = None
     try:
         if args.job_id:
             await _check_job_id(store, args.job_id, sources[0], options)
@@ -761,16 +762,12 @@ async def _transcribe_files(args: argparse.Namespace) -> int:
             found = [None] * len(paths)
         ids = [i or uuid.uuid4().hex for i in found]
         transcriber = _transcriber(args)
+        speech_rules = _speech_rules(args, transcriber)
     except BaseException:
         display.close()
+        if transcriber is not None:
+            await transcriber.aclose()
         await store.aclose()
-        raise
-    try:
-        speech_rules = _speech_rules(args, transcriber)
-    except UsageError:
-        await transcriber.aclose()
-        await store.aclose()
-        display.close()
         raise
     pipeline = Pipeline(
         transcriber,
@@ -871,6 +868,18 @@ async def _check_job_id(store: JobStore, job_id: str, source: str, options: JobO
         )
 
 
+async def _each_job(store: JobStore, status: JobStatus | None) -> AsyncIterator[Job]:
+    """Every job (of ``status``) in the store, oldest first, a page at a time."""
+    cursor = None
+    while True:
+        page = await store.list(status=status, limit=500, cursor=cursor)
+        for job in page.jobs:
+            yield job
+        if page.cursor is None:
+            return
+        cursor = page.cursor
+
+
 async def _last_unfinished(
     store: JobStore, sources: Sequence[str], options: JobOptions
 ) -> list[str | None]:
@@ -879,17 +888,11 @@ async def _last_unfinished(
     wanted = set(sources)
     found: dict[str, Job] = {}
     for status in (JobStatus.CANCELLED, JobStatus.FAILED, JobStatus.QUEUED, JobStatus.RUNNING):
-        cursor = None
-        while True:
-            page = await store.list(status=status, limit=500, cursor=cursor)
-            for job in page.jobs:
-                if job.source in wanted and job.options == options:
-                    best = found.get(job.source)
-                    if best is None or job.created_at > best.created_at:
-                        found[job.source] = job
-            if page.cursor is None:
-                break
-            cursor = page.cursor
+        async for job in _each_job(store, status):
+            if job.source in wanted and job.options == options:
+                best = found.get(job.source)
+                if best is None or job.created_at > best.created_at:
+                    found[job.source] = job
     return [found[s].id if s in found else None for s in sources]
 
 
@@ -968,13 +971,9 @@ async def _status(args: argparse.Namespace) -> int:
 async def _most_recent(store: JobStore, status: JobStatus | None, limit: int) -> JobPage:
     """The ``limit`` most recent jobs, oldest of them first (a scan of the list)."""
     recent: collections.deque[Job] = collections.deque(maxlen=limit)
-    cursor = None
-    while True:
-        page = await store.list(status=status, limit=500, cursor=cursor)
-        recent.extend(page.jobs)
-        if page.cursor is None:
-            return JobPage(jobs=tuple(recent))
-        cursor = page.cursor
+    async for job in _each_job(store, status):
+        recent.append(job)
+    return JobPage(jobs=tuple(recent))
 
 
 def _no_such_job(args: argparse.Namespace) -> int:

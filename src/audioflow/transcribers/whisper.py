@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.to_thread
-import msgspec
 import numpy as np
 
 from .._text import ends_sentence
@@ -419,9 +418,8 @@ class WhisperTranscriber:
                 self.beamed += pipeline.beamed
                 self.windows += len(clips)
         return [
-            msgspec.structs.replace(
-                _to_window_transcript(w, i * spacing, self._drop_silence(found[i]), languages[i]),
-                language_probability=sureness[i],
+            _to_window_transcript(
+                w, i * spacing, self._drop_silence(found[i]), languages[i], sureness[i]
             )
             for i, w in enumerate(windows)
         ]
@@ -440,7 +438,11 @@ class WhisperTranscriber:
 
 
 def _to_window_transcript(
-    window: AudioWindow, offset: float, segments: list[Any], language: str | None
+    window: AudioWindow,
+    offset: float,
+    segments: list[Any],
+    language: str | None,
+    language_probability: float | None = None,
 ) -> WindowTranscript:
     """Shift faster-whisper's segments back to window time; one segment per sentence."""
     duration = window.duration
@@ -481,4 +483,5 @@ def _to_window_transcript(
         segments=tuple(sentences),
         language=language,
         usage=Usage(audio_seconds=duration),
+        language_probability=language_probability,
     )
