@@ -307,3 +307,142 @@ def test_an_unusable_cache_dir_is_a_configuration_error(tmp_path: Path) -> None:
     blocker.write_text("a file where the cache directory should be")
     with pytest.raises(ConfigurationError, match="cannot assemble"):
         bundled_model_dir(blocker / "cache")
+
+
+# ------------------------------------------------------------------ the int8 copy
+
+
+def _model_bin(
+    variables: list[tuple[str, list[int], int, bytes]], aliases: list[tuple[str, str]]
+) -> bytes:
+    """A CTranslate2 model.bin (binary version 6) holding ``variables`` and ``aliases``."""
+    import struct
+
+    def name(text: str) -> bytes:
+        raw = text.encode() + b"\0"
+        return struct.pack("<H", len(raw)) + raw
+
+    out = struct.pack("<I", 6) + name("WhisperSpec") + struct.pack("<II", 3, len(variables))
+    for var, shape, dtype, data in variables:
+        out += name(var) + struct.pack("<B", len(shape)) + struct.pack(f"<{len(shape)}I", *shape)
+        out += struct.pack("<BI", dtype, len(data)) + data
+    out += struct.pack("<I", len(aliases))
+    for alias, var in aliases:
+        out += name(alias) + name(var)
+    return out
+
+
+def _read_model_bin(
+    data: bytes,
+) -> tuple[dict[str, tuple[list[int], int, bytes]], list[tuple[str, str]]]:
+    import io
+    import struct
+
+    f = io.BytesIO(data)
+
+    def take(fmt: str) -> int:
+        return int(struct.unpack(fmt, f.read(struct.calcsize(fmt)))[0])
+
+    def name() -> str:
+        return f.read(take("<H"))[:-1].decode()
+
+    assert take("<I") == 6 and name() == "WhisperSpec" and take("<I") == 3
+    variables = {}
+    for _ in range(take("<I")):
+        var = name()
+        shape = [take("<I") for _ in range(take("<B"))]
+        dtype = take("<B")
+        variables[var] = (shape, dtype, f.read(take("<I")))
+    aliases = [(name(), name()) for _ in range(take("<I"))]
+    assert f.read() == b""
+    return variables, aliases
+
+
+def test_the_quantizer_stores_weights_as_ctranslate2_converts_them_at_load(
+    tmp_path: Path,
+) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    weight = rng.standard_normal((3, 5)).astype(np.float16)
+    weight[1] = 0  # an all-zero row: scale 1, not a division by zero
+    conv = rng.standard_normal((2, 3, 3)).astype(np.float16)
+    bias = rng.standard_normal(3).astype(np.float16)
+    source = _model_bin(
+        [
+            ("decoder/embeddings/weight", [3, 5], 4, weight.tobytes()),
+            ("encoder/conv1/weight", [2, 3, 3], 4, conv.tobytes()),
+            ("decoder/layer_0/ffn/linear_0/bias", [3], 4, bias.tobytes()),
+        ],
+        [("decoder/projection/weight", "decoder/embeddings/weight")],
+    )
+    half = len(source) // 2  # the file comes in two parts, split anywhere
+    (tmp_path / "p1").write_bytes(source[:half])
+    (tmp_path / "p2").write_bytes(source[half:])
+    with (tmp_path / "out").open("w+b") as out:
+        wm._quantize_int8([tmp_path / "p1", tmp_path / "p2"], out)
+    variables, aliases = _read_model_bin((tmp_path / "out").read_bytes())
+
+    assert aliases == [("decoder/projection/weight", "decoder/embeddings/weight")]
+    shape, dtype, data = variables["decoder/embeddings/weight"]
+    assert (shape, dtype) == ([3, 5], 1)  # int8
+    rows = weight.astype(np.float32)
+    scale = np.float32(127) / np.abs(rows).max(axis=1, initial=1e-30)
+    scale[1] = 1
+    expected = np.rint(rows * scale[:, None]).astype(np.int8)
+    assert np.array_equal(np.frombuffer(data, np.int8).reshape(3, 5), expected)
+    assert np.abs(expected).max(axis=1).tolist() == [127, 0, 127]
+    shape, dtype, data = variables["decoder/embeddings/weight_scale"]
+    assert (shape, dtype) == ([3], 0)  # float32, one per row
+    assert np.array_equal(np.frombuffer(data, np.float32), scale)
+    # Convolutions stay float (CTranslate2's oneDNN builds run them in float), and
+    # biases are not weights: both are copied as they are.
+    assert variables["encoder/conv1/weight"] == ([2, 3, 3], 4, conv.tobytes())
+    assert variables["decoder/layer_0/ffn/linear_0/bias"] == ([3], 4, bias.tobytes())
+    assert len(variables) == 4
+
+
+def test_the_int8_copy_is_derived_from_the_parts_and_verifies(tmp_path: Path) -> None:
+    int8 = bundled_model_dir(tmp_path / "cache", int8=True)
+    assert int8.name.endswith("-int8")
+    assert sha256(int8 / "model.bin") == wm.BUNDLED_INT8_SHA256
+    # Made from the parts directly: the float16 file is not built on the way.
+    assert sorted(p.name for p in (tmp_path / "cache" / "models").iterdir()) == [int8.name]
+    part1 = wm._part_data_dir(*wm._PART1)
+    for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+        assert (int8 / name).read_bytes() == (part1 / name).read_bytes()
+    assert check_model_dir(int8) == int8.resolve()
+    assert leftovers(int8) == []
+    assert resolve_model(None, cache_dir=tmp_path / "cache", int8=True) == str(int8)
+    # Damaged, it is rebuilt like the float16 file.
+    model = int8 / "model.bin"
+    with model.open("r+b") as f:
+        f.seek(1000)
+        f.write(b"\xff\xff")
+    bundled_model_dir(tmp_path / "cache", int8=True)
+    assert sha256(model) == wm.BUNDLED_INT8_SHA256
+
+
+def test_the_int8_copy_gives_the_same_words_and_times_as_the_float16_model(
+    tmp_path: Path,
+) -> None:
+    from faster_whisper import BatchedInferencePipeline, WhisperModel
+
+    sample = Path(__file__).resolve().parents[2] / "examples" / "sample.flac"
+    results = []
+    for int8 in (False, True):
+        model = WhisperModel(
+            str(bundled_model_dir(tmp_path / "cache", int8=int8)),
+            device="cpu",
+            compute_type="int8",
+            cpu_threads=2,
+        )
+        segments, _ = BatchedInferencePipeline(model).transcribe(
+            str(sample), language="en", word_timestamps=True, batch_size=1
+        )
+        results.append(
+            [(w.word, w.start, w.end, w.probability) for s in segments for w in s.words or ()]
+        )
+        del model
+    assert len(results[0]) > 30
+    assert results[1] == results[0]

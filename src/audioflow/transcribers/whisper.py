@@ -338,7 +338,10 @@ class WhisperTranscriber:
             if self._model is None:
                 from faster_whisper import WhisperModel
 
-                path = resolve_model(self._model_arg, cache_dir=self._cache_dir)
+                # The bundled model's int8 copy: the same weights CTranslate2 would
+                # make at every load, made once (0.12 s and 150 MB less at load).
+                int8 = self._device == "cpu" and self._compute_type in ("int8", "int8_float32")
+                path = resolve_model(self._model_arg, cache_dir=self._cache_dir, int8=int8)
                 try:
                     self._model = WhisperModel(
                         path,
