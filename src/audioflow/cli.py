@@ -753,6 +753,12 @@ async def _transcribe_files(args: argparse.Namespace) -> int:
     options = JobOptions(formats=args.format, language=language)
     transcriber: Transcriber | None = None
     try:
+        transcriber = _transcriber(args)
+        # Every input is checked: the model loads while the jobs are looked up and
+        # made, the source opened and decoded (WhisperTranscriber.load_in_background).
+        load_in_background = getattr(transcriber, "load_in_background", None)
+        if load_in_background is not None:
+            load_in_background()
         if args.job_id:
             await _check_job_id(store, args.job_id, sources[0], options)
             found: list[str | None] = [args.job_id]
@@ -761,7 +767,6 @@ async def _transcribe_files(args: argparse.Namespace) -> int:
         else:
             found = [None] * len(paths)
         ids = [i or uuid.uuid4().hex for i in found]
-        transcriber = _transcriber(args)
         speech_rules = _speech_rules(args, transcriber)
     except BaseException:
         display.close()

@@ -224,12 +224,12 @@ async def test_encoding_a_few_windows_at_a_time_changes_no_word(whisper_model: A
 
 
 @pytest.mark.slow
-async def test_two_calls_run_at_once_but_encode_one_at_a_time(
+async def test_two_calls_run_at_once_each_encoding_a_window_at_a_time(
     whisper_model: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # While one call is in the beam search (which leaves cores idle), the next is
-    # encoded; the encoder's attention is the largest transient buffer, so two
-    # encoder passes never run together.
+    # While one call is in the beam search (which leaves cores idle), the other is
+    # encoded or searched too; the encoder's attention is the largest transient
+    # buffer, so each pass takes one window (encode_batch=1): two at most at once.
     import threading
 
     from audioflow.transcribers import _whisper_batch
@@ -238,6 +238,7 @@ async def test_two_calls_run_at_once_but_encode_one_at_a_time(
     lock = threading.Lock()
     encoding = 0
     most = 0
+    sizes: list[int] = []
     generate = _whisper_batch.WindowPipeline.generate_segment_batched
     encode = type(whisper_model).encode
 
@@ -245,31 +246,39 @@ async def test_two_calls_run_at_once_but_encode_one_at_a_time(
         both_in.wait()  # breaks (and fails the test) unless both calls are in flight
         return generate(self, *args, **kwargs)
 
-    def spy_encode(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def spy_encode(self: Any, features: Any, *args: Any, **kwargs: Any) -> Any:
         nonlocal encoding, most
         with lock:
             encoding += 1
             most = max(most, encoding)
+            sizes.append(len(features))
         try:
-            return encode(self, *args, **kwargs)
+            return encode(self, features, *args, **kwargs)
         finally:
             with lock:
                 encoding -= 1
 
     monkeypatch.setattr(_whisper_batch.WindowPipeline, "generate_segment_batched", spy_generate)
     monkeypatch.setattr(type(whisper_model), "encode", spy_encode)
-    transcriber = WhisperTranscriber(whisper_model, num_workers=2, max_batch=1)
-    windows = short_windows()
+    transcriber = WhisperTranscriber(whisper_model, num_workers=2, max_batch=2)
+    names = [*SHORT, SHORT[0]]
+    windows = [
+        AudioWindow(samples=decode_16k(SPEECH_DIR / f"{name}.opus"), index=i)
+        for i, name in enumerate(names)
+    ]
     results: dict[int, WindowTranscript] = {}
 
-    async def one(window: AudioWindow) -> None:
-        [results[window.index]] = await transcriber.transcribe([window], language="en")
+    async def two(pair: list[AudioWindow]) -> None:
+        out = await transcriber.transcribe(pair, language="en")
+        for window, result in zip(pair, out, strict=True):
+            results[window.index] = result
 
     async with anyio.create_task_group() as tg:
-        for window in windows:
-            tg.start_soon(one, window)
-    assert most == 1
-    for i, name in enumerate(SHORT[:2]):
+        tg.start_soon(two, windows[:2])
+        tg.start_soon(two, windows[2:4])
+    assert sizes == [1, 1, 1, 1]  # four windows, one per encoder pass
+    assert most <= 2
+    for i, name in enumerate(names):
         assert wer(reference(name), window_text(results[i])) <= 0.35
 
 

@@ -2,10 +2,11 @@
 
 Consecutive :class:`~audioflow.SpeechSegment` s are packed into windows of at most the
 transcriber's ``max_window`` seconds, each with a :class:`~audioflow.timeline.TimelineMap`.
-Windows go to the transcriber ``max_batch`` at a time, with at most ``concurrency``
-calls in flight; every word comes back relative to its window and is mapped to the
-original timeline by its own offset (:meth:`TimelineMap.map_word`). Segments are emitted
-in window order whatever order the calls finish in.
+The first window goes to the transcriber alone, the rest ``max_batch`` at a time, with
+at most ``concurrency`` calls in flight; every word comes back relative to its window
+and is mapped to the original timeline by its own offset
+(:meth:`TimelineMap.map_word`). Segments are emitted in window order whatever order the
+calls finish in.
 
 Packing and mapping are :class:`WindowPacker` and ``map_window``
 (``stages/_windows.py``); this module batches the windows, calls the transcriber and
@@ -47,8 +48,9 @@ class Transcribe:
             service wants little.)
         done: windows already transcribed (by index), e.g. from a checkpoint; they are
             not sent to the transcriber again.
-        batch_wait: ``None`` (default): a batch is always the next ``max_batch``
-            windows (fewer only at the end), so the words never depend on timing.
+        batch_wait: ``None`` (default): the first batch is the first window alone and
+            every later one the next ``max_batch`` windows (fewer only at the end), so
+            the words never depend on timing.
             Seconds: a batch goes out with what it has that long after its first
             window came (for sources that trickle in; batches then depend on timing).
         on_window: called with every newly transcribed window as soon as the
@@ -133,24 +135,28 @@ class Transcribe:
             notify()
 
         async def batch() -> None:
-            # One task cuts the windows into consecutive batches (0..n-1, n..2n-1, ...):
+            # One task cuts the windows into consecutive batches (0, 1..n, n+1..2n, ...):
             # which windows share a call never depends on timing (a model's arithmetic
             # may round differently in another batch shape, and a small last batch
             # costs a beam search more per window). Decoding and speech detection run
             # far ahead of a model, so waiting for a full batch costs little;
-            # ``batch_wait`` caps the wait.
+            # ``batch_wait`` caps the wait. The first window goes alone: its call starts
+            # as soon as it is packed, and a file of a few windows is two calls, not one
+            # that leaves the second ``concurrency`` slot idle (see docs/pipeline.md).
+            size = 1
             async with send_batches, receive_windows:
                 async for first in receive_windows:
                     group = [first]
                     with anyio.move_on_after(
                         math.inf if self.batch_wait is None else self.batch_wait
                     ):
-                        while len(group) < batch_size:
+                        while len(group) < size:
                             try:
                                 group.append(await receive_windows.receive())
                             except anyio.EndOfStream:
                                 break
                     await send_batches.send(group)
+                    size = batch_size
 
         sure: list[float] = []  # language probabilities of the windows in self.language
 

@@ -25,8 +25,6 @@ Imported only from the worker thread, after faster-whisper is known to be instal
 
 from __future__ import annotations
 
-import contextlib
-import threading
 from collections import Counter
 from typing import Any
 
@@ -59,10 +57,8 @@ class WindowPipeline(BatchedInferencePipeline):  # type: ignore[misc]
         detect_language: bool,
         beam_below: float | None = None,
         encode_batch: int | None = None,
-        encode_lock: threading.Lock | None = None,
     ) -> None:
         super().__init__(model)
-        self.encode_lock = encode_lock
         self.detect_language = detect_language and bool(model.model.is_multilingual)
         self.beam_below = beam_below
         self.encode_batch = encode_batch
@@ -74,8 +70,7 @@ class WindowPipeline(BatchedInferencePipeline):  # type: ignore[misc]
         self, features: np.ndarray[Any, Any], tokenizer: Any, options: Any
     ) -> tuple[Any, list[dict[str, Any]]]:
         model = self.model
-        with self.encode_lock or contextlib.nullcontext():
-            encoder_output = self._encode(features)
+        encoder_output = self._encode(features)
         if self.detect_language:
             found = model.model.detect_language(encoder_output)
             detected = [langs[0][0] for langs in found]

@@ -13,6 +13,7 @@ pipeline as ``clip_timestamps``, so each result's offset names its window exactl
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import threading
@@ -92,19 +93,18 @@ class WhisperTranscriber:
             2-core machine).
         num_workers: model calls that may run at once; also the default limiter size.
             The default 2 keeps the cores busy: part of a call runs on one core
-            (features, word alignment, the beam search's small steps), and the next
-            batch's encoder fills the rest. Encoder passes still run one at a time
-            (their attention is the largest buffer a call holds).
+            (features, word alignment, the beam search's small steps), and the other
+            call fills the rest.
         max_batch: most windows one :meth:`transcribe` call takes (one batch); the
-            decoder takes them together. The beam search's memory grows with it
-            (Whisper-base, int8, CPU, the command's whole process on a 5-minute file,
-            one call at a time: about 0.83 GB with 4, 1.02-1.06 GB with 8; with the
-            default two calls and 4, 0.86-0.89 GB) while a CPU gains little speed
-            beyond a few windows; on a GPU raise it.
-        encode_batch: most windows one encoder call takes; a larger batch is encoded
-            that many at a time and then decoded together (the encoder's attention
-            holds about 72 MB per window while it runs; 2 at a time cost no measurable
-            speed on a 2-core CPU). On a GPU the whole batch is encoded at once.
+            decoder takes them together. The beam search's memory grows with it, while
+            a CPU gains little speed beyond a few windows (the command's whole process
+            on a 5-minute file, two calls at once: 0.68 GB with 3, 0.79-0.84 GB with
+            4; one call at a time with 8, 1.02-1.06 GB); on a GPU raise it.
+        encode_batch: most windows one encoder pass takes; a larger batch is encoded
+            that many at a time and then decoded together. The encoder's attention
+            holds about 72 MB per window while it runs; with the default two calls
+            two passes of one window may run at once. On a GPU the whole batch is
+            encoded at once.
         beam_size: beam width of the decoder (faster-whisper's default is 5).
         beam_below: ``None`` (default): every window is decoded with the beam, as
             faster-whisper does. A number: each window is decoded greedily first, and
@@ -165,8 +165,8 @@ class WhisperTranscriber:
         compute_type: str = "int8",
         cpu_threads: int | None = None,
         num_workers: int = 2,
-        max_batch: int = 4,
-        encode_batch: int = 2,
+        max_batch: int = 3,
+        encode_batch: int = 1,
         beam_size: int = 5,
         beam_below: float | None = None,
         no_speech_threshold: float | None = 0.6,
@@ -196,7 +196,6 @@ class WhisperTranscriber:
         self._compute_type = compute_type
         self._cpu_threads = cpu_threads
         self._num_workers = num_workers
-        self._encode_lock = threading.Lock()
         self._beam_size = beam_size
         self._beam_below = beam_below
         self._encode_batch = encode_batch
@@ -261,6 +260,20 @@ class WhisperTranscriber:
             MissingDependencyError: the bundled model packages are not installed.
         """
         await anyio.to_thread.run_sync(self._load, limiter=self._get_limiter())
+
+    def load_in_background(self) -> None:
+        """Start loading the model in a daemon thread and return at once.
+
+        For a program that knows it will transcribe but has set-up left to do: the
+        command line calls it once its inputs are checked, so the model loads while
+        the jobs are made and the first file is decoded and searched for speech. The
+        first call that needs the model waits for it; a failure is not raised here
+        but by that call (which tries again).
+        """
+        if self._model is None:
+            threading.Thread(
+                target=self._load_quietly, name="audioflow-whisper-load", daemon=True
+            ).start()
 
     async def transcribe(
         self,
@@ -356,6 +369,10 @@ class WhisperTranscriber:
                     ) from exc
             return self._model
 
+    def _load_quietly(self) -> None:
+        with contextlib.suppress(Exception):  # raised again by the call that needs it
+            self._load()
+
     def _transcribe_sync(
         self, windows: list[AudioWindow], language: str | None
     ) -> list[WindowTranscript]:
@@ -391,7 +408,6 @@ class WhisperTranscriber:
                 detect_language=language is None,
                 beam_below=self._beam_below,
                 encode_batch=self._encode_batch,
-                encode_lock=self._encode_lock,
             )
             # faster-whisper shortens a segment's first word when it follows a pause of
             # more than 4 median word lengths (<= 2.8 s) since the previous speech. The
