@@ -281,7 +281,7 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="N",
-        help="windows a model call decodes together (default: 4)",
+        help="windows a model call decodes together (default: 3)",
     )
     t.add_argument(
         "--diarize",

@@ -458,6 +458,59 @@ async def test_a_model_that_does_not_load_is_a_configuration_error(
         await transcriber.transcribe([window])
 
 
+async def test_a_background_load_returns_at_once_and_the_first_call_waits_for_it(
+    whisper_model: Any, whisper_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    import faster_whisper
+
+    started, release = threading.Event(), threading.Event()
+    made: list[str] = []
+
+    def slow_model(path: str, **kwargs: Any) -> Any:
+        made.append(path)
+        started.set()
+        assert release.wait(60)
+        return whisper_model
+
+    monkeypatch.setattr(faster_whisper, "WhisperModel", slow_model)
+    transcriber = WhisperTranscriber(whisper_model_dir, num_workers=1)
+    transcriber.load_in_background()
+    assert started.wait(60)  # loading, in another thread, while this one goes on
+    assert transcriber._model is None
+    [window] = short_windows()[:1]
+    async with anyio.create_task_group() as tg:
+        results: list[WindowTranscript] = []
+
+        async def call() -> None:
+            results.extend(await transcriber.transcribe([window], language="en"))
+
+        tg.start_soon(call)
+        await anyio.wait_all_tasks_blocked()
+        assert not results  # the call waits for the load under way
+        release.set()
+    assert len(made) == 1  # loaded once, not again
+    assert wer(reference(SHORT[0]), window_text(results[0])) <= 0.35
+    transcriber.load_in_background()  # loaded: nothing to do
+    assert len(made) == 1
+
+
+async def test_a_background_load_that_fails_is_raised_by_the_first_call(
+    tmp_path: Path, whisper_model_dir: Path
+) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+        shutil.copy(whisper_model_dir / name, broken / name)
+    (broken / "model.bin").write_bytes(b"\0" * 1024)
+    transcriber = WhisperTranscriber(broken)
+    transcriber.load_in_background()  # no error here: the thread keeps it quiet
+    window = AudioWindow(samples=np.zeros(RATE, dtype=np.float32))
+    with pytest.raises(ConfigurationError, match="could not load"):
+        await transcriber.transcribe([window])
+
+
 @pytest.mark.slow
 async def test_silence_and_noise_give_no_words(
     transcriber: WhisperTranscriber, whisper_model: Any
