@@ -80,11 +80,18 @@ SAMPLE = str(Path(__file__).resolve().parent.parent / "examples" / "sample.flac"
     ],
 )
 def test_usage_errors_exit_2(args: tuple[str, ...], says: str, tmp_path: Path) -> None:
-    out = run(*args, "--out", str(tmp_path / "out")) if args[0] == "transcribe" else run(*args)
+    home = {"HOME": str(tmp_path / "home")}
+    if args[0] == "transcribe":
+        out = run(*args, "--out", str(tmp_path / "out"), env=home)
+    else:
+        out = run(*args, env=home)
     assert out.returncode == 2, out.stderr
     assert "Traceback" not in out.stderr
     assert says in out.stderr
     assert not (tmp_path / "out").exists()
+    # The model starts loading only once every input is checked: a refused command
+    # never builds the model cache.
+    assert not (tmp_path / "home" / ".cache").exists()
 
 
 @pytest.mark.parametrize(

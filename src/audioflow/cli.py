@@ -754,11 +754,6 @@ async def _transcribe_files(args: argparse.Namespace) -> int:
     transcriber: Transcriber | None = None
     try:
         transcriber = _transcriber(args)
-        # Every input is checked: the model loads while the jobs are looked up and
-        # made, the source opened and decoded (WhisperTranscriber.load_in_background).
-        load_in_background = getattr(transcriber, "load_in_background", None)
-        if load_in_background is not None:
-            load_in_background()
         if args.job_id:
             await _check_job_id(store, args.job_id, sources[0], options)
             found: list[str | None] = [args.job_id]
@@ -768,6 +763,12 @@ async def _transcribe_files(args: argparse.Namespace) -> int:
             found = [None] * len(paths)
         ids = [i or uuid.uuid4().hex for i in found]
         speech_rules = _speech_rules(args, transcriber)
+        # Every input is checked: the model loads while the jobs are made and the
+        # first source is decoded (WhisperTranscriber.load_in_background), not once
+        # transcription starts; never for a command that is then refused.
+        load_in_background = getattr(transcriber, "load_in_background", None)
+        if load_in_background is not None:
+            load_in_background()
     except BaseException:
         display.close()
         if transcriber is not None:
