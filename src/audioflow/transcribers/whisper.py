@@ -98,8 +98,9 @@ class WhisperTranscriber:
         max_batch: most windows one :meth:`transcribe` call takes (one batch); the
             decoder takes them together. The beam search's memory grows with it, while
             a CPU gains little speed beyond a few windows (the command's whole process
-            on a 5-minute file, two calls at once: 0.68 GB with 3, 0.79-0.84 GB with
-            4; one call at a time with 8, 1.02-1.06 GB); on a GPU raise it.
+            on a 5-minute file, two calls at once: 0.68 GB with 3; with 4 and the
+            encoder passes taking turns, 0.79-0.84 GB; one call at a time with 8,
+            1.02-1.06 GB); on a GPU raise it.
         encode_batch: most windows one encoder pass takes; a larger batch is encoded
             that many at a time and then decoded together. The encoder's attention
             holds about 72 MB per window while it runs; with the default two calls
