@@ -424,6 +424,38 @@ def test_the_int8_copy_is_derived_from_the_parts_and_verifies(tmp_path: Path) ->
     assert sha256(model) == wm.BUNDLED_INT8_SHA256
 
 
+def test_a_builder_killed_while_quantizing_leaves_no_model_and_the_next_builds_it(
+    tmp_path: Path,
+) -> None:
+    import signal
+    import time
+
+    cache = tmp_path / "cache"
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path; "
+            "from audioflow.transcribers._whisper_model import bundled_model_dir; "
+            "bundled_model_dir(Path(sys.argv[1]), int8=True)",
+            str(cache),
+        ]
+    )
+    target = cache / "models" / f"whisper-base-{BUNDLED_MODEL_SHA256[:16]}-int8"
+    try:
+        # Killed once it writes the temporary model file (the quantizing has begun).
+        deadline = time.monotonic() + 60
+        while not list(target.glob(".model.bin.*.tmp")) and child.poll() is None:
+            assert time.monotonic() < deadline, "the builder never started writing"
+            time.sleep(0.005)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=60)
+    assert not (target / "model.bin").exists()  # never a partial model in place
+    assert bundled_model_dir(cache, int8=True) == target
+    assert sha256(target / "model.bin") == wm.BUNDLED_INT8_SHA256
+
+
 def test_the_int8_copy_gives_the_same_words_and_times_as_the_float16_model(
     tmp_path: Path,
 ) -> None:

@@ -311,8 +311,7 @@ class _Joined:
             chunks.append(chunk)
             if size > 0:
                 size -= len(chunk)
-        data = b"".join(chunks)
-        return data
+        return b"".join(chunks)
 
 
 def _copy(sources: list[Path], out: BinaryIO) -> None:
