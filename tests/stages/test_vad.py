@@ -201,6 +201,15 @@ def test_silero_model_comes_from_the_installed_wheel() -> None:
     assert "torch" not in sys.modules
 
 
+def test_the_silero_session_keeps_no_memory_arena_between_runs() -> None:
+    # The arena would hold a run's largest buffers beside the Whisper model all job long.
+    pytest.importorskip("onnxruntime")
+    from audioflow.vad.silero import SileroVad
+
+    vad = SileroVad()
+    assert vad._session.get_session_options().enable_cpu_mem_arena is False
+
+
 def _energy_reference(levels: np.ndarray, vad: EnergyVad) -> np.ndarray:
     """EnergyVad's probabilities, one frame at a time (the definition)."""
     floor = None
