@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from audioflow.records import AudioChunk, QualityReport
+from audioflow.stages._quality import _BLOCK
 from audioflow.stages.base import StageContext, run_stages
 from audioflow.stages.decode import Decode
 from audioflow.stages.quality import Quality, QualityMeter, quality_level
@@ -122,6 +123,22 @@ def test_chunking_does_not_change_the_result() -> None:
         x = x[size:]
     got, want = msgspec.structs.asdict(pieces.report()), msgspec.structs.asdict(whole)
     # Equal up to float summation order.
+    assert got == {
+        k: pytest.approx(v, rel=1e-9) if isinstance(v, float) else v for k, v in want.items()
+    }
+
+
+def test_a_run_longer_than_the_meters_block_is_measured_as_in_small_pieces() -> None:
+    # update() measures long runs a block at a time (_BLOCK samples); the report must
+    # not depend on where those blocks fall.
+    x = _with_noise(tone(440, 2.5 * _BLOCK / RATE, RATE, 0.25), 15, 3)
+    whole = QualityMeter()
+    whole.update(x)
+    pieces = QualityMeter()
+    for start in range(0, len(x), 48_000):
+        pieces.update(x[start : start + 48_000])
+    assert whole.frames == pieces.frames == len(x) // 512
+    got, want = msgspec.structs.asdict(whole.report()), msgspec.structs.asdict(pieces.report())
     assert got == {
         k: pytest.approx(v, rel=1e-9) if isinstance(v, float) else v for k, v in want.items()
     }
