@@ -217,10 +217,9 @@ def _quantize_int8(sources: list[Path], out: BinaryIO) -> None:
     the exception: CTranslate2's oneDNN and CUDA builds keep them in floating point
     (``name`` contains ``conv``), so they are left as they are here and converted at
     load as before. The words, times and probabilities it gives match the float16
-    file's exactly (tests/transcribers/test_whisper_model.py). A variable at a time,
-    so the memory it
-    takes is one float32 copy of the largest weight (the 51,865-token embedding,
-    106 MB), once per cache.
+    file's exactly (tests/transcribers/test_whisper_model.py). It goes a variable at a
+    time, so the memory it takes is one float32 copy of the largest weight (the
+    51,865-token embedding, 106 MB), once per cache.
     """
     try:
         _quantize(sources, out)
