@@ -320,6 +320,56 @@ def test_transcribes_the_shipped_sample_offline(tmp_path: Path) -> None:
         assert all(len(line) <= 24 for line in block.plaintext.split("\n"))
 
 
+@pytest.mark.slow
+def test_the_command_killed_while_its_model_loads_leaves_no_model_and_the_next_run_works(
+    tmp_path: Path,
+) -> None:
+    import hashlib
+    import signal
+    import time
+
+    from audioflow.transcribers._whisper_model import BUNDLED_INT8_SHA256, BUNDLED_MODEL_SHA256
+
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    args = ["transcribe", str(EXAMPLES / "sample.flac"), "--out", str(out)]
+    args += ["--model-cache", str(cache), "--language", "en"]
+    model = cache / "models" / f"whisper-base-{BUNDLED_MODEL_SHA256[:16]}-int8"
+    child = subprocess.Popen(
+        [COMMAND, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        # The background load (started once the inputs are checked) is building the
+        # model's int8 copy: its temporary file exists.
+        deadline = time.monotonic() + 120
+        while not list(model.glob(".model.bin.*.tmp")) and child.poll() is None:
+            assert time.monotonic() < deadline, "the command never started its load"
+            time.sleep(0.005)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=60)
+    assert child.returncode == -signal.SIGKILL  # killed mid-load, not finished
+    assert not (model / "model.bin").exists()  # no partial model in place
+    assert not out.exists() or list(out.iterdir()) == []  # no partial outputs
+
+    result = run(*args)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == [
+        "sample.json",
+        "sample.md",
+        "sample.srt",
+        "sample.txt",
+        "sample.vtt",
+    ]
+    heard = " ".join(
+        w.text for s in parse_json((out / "sample.json").read_text()).segments for w in s.words
+    )
+    assert wer((EXAMPLES / "sample.txt").read_text(), heard) <= 0.25
+    # The model was built whole, and the killed build's temporary file is gone.
+    with (model / "model.bin").open("rb") as f:
+        assert hashlib.file_digest(f, "sha256").hexdigest() == BUNDLED_INT8_SHA256
+    assert [p.name for p in model.iterdir() if p.name.endswith(".tmp")] == []
+
+
 def test_inputs_and_outputs_are_checked_before_any_work(tmp_path: Path) -> None:
     (tmp_path / "d1").mkdir()
     (tmp_path / "d2").mkdir()

@@ -204,8 +204,8 @@ def test_readers_only_ever_see_a_whole_file_while_builders_rebuild(
 
 
 class _no_lock:
-    def __enter__(self) -> None:
-        return None
+    def __enter__(self) -> bool:
+        return False  # as _build_lock yields without fcntl: not exclusive
 
     def __exit__(self, *exc: object) -> None:
         return None
@@ -424,7 +424,7 @@ def test_the_int8_copy_is_derived_from_the_parts_and_verifies(tmp_path: Path) ->
     assert sha256(model) == wm.BUNDLED_INT8_SHA256
 
 
-def test_a_builder_killed_while_quantizing_leaves_no_model_and_the_next_builds_it(
+def test_a_builder_killed_while_quantizing_leaves_no_model_and_the_next_builds_it_and_cleans_up(
     tmp_path: Path,
 ) -> None:
     import signal
@@ -452,8 +452,10 @@ def test_a_builder_killed_while_quantizing_leaves_no_model_and_the_next_builds_i
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=60)
     assert not (target / "model.bin").exists()  # never a partial model in place
+    assert leftovers(target)  # the killed builder could not remove its temporary file
     assert bundled_model_dir(cache, int8=True) == target
     assert sha256(target / "model.bin") == wm.BUNDLED_INT8_SHA256
+    assert leftovers(target) == []  # the next builder, holding the lock, removed it
 
 
 def test_the_int8_copy_gives_the_same_words_and_times_as_the_float16_model(

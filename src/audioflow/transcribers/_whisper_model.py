@@ -171,10 +171,12 @@ def _assemble(
     if _is_complete(target, part1, expected):
         return
     target.mkdir(parents=True, exist_ok=True)
-    with _build_lock(target):
+    with _build_lock(target) as exclusive:
         # Another thread or process may have finished the build while we waited.
         if _is_complete(target, part1, expected):
             return
+        if exclusive:  # no other builder is writing: any temporary file is a dead one's
+            _remove_temporaries(target)
         for name in _AUX_FILES:
             if not _same_bytes(target / name, part1 / name):
                 _atomic_write(target / name, [part1 / name], _copy)
@@ -434,23 +436,34 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
+def _remove_temporaries(target: Path) -> None:
+    """Delete the temporary files (:func:`_replacing`) a killed builder left in ``target``.
+
+    A process killed mid-build cannot remove its own, and a model's is 75-150 MB.
+    """
+    for stale in target.glob(".*.tmp"):
+        with contextlib.suppress(OSError):
+            stale.unlink()
+
+
 @contextlib.contextmanager
-def _build_lock(target: Path) -> Iterator[None]:
+def _build_lock(target: Path) -> Iterator[bool]:
     """Serialise builders across threads and processes where ``fcntl`` exists.
 
-    flock locks belong to an open file description, so two threads that each open the
-    lock file exclude each other just as two processes do. Without ``fcntl`` (Windows)
-    concurrent builders each write a temporary file and the atomic replace keeps the
-    result whole; they only duplicate work.
+    Yields whether the lock is exclusive. flock locks belong to an open file
+    description, so two threads that each open the lock file exclude each other just
+    as two processes do. Without ``fcntl`` (Windows) it is not: concurrent builders
+    each write a temporary file and the atomic replace keeps the result whole; they
+    only duplicate work.
     """
     try:
         import fcntl
     except ImportError:
-        yield
+        yield False
         return
     with (target / ".lock").open("a+b") as lock:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
         try:
-            yield
+            yield True
         finally:
             fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
