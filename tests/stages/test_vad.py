@@ -10,6 +10,7 @@ import pytest
 
 from audioflow.errors import MissingDependencyError
 from audioflow.records import AudioChunk, SpeechSegment
+from audioflow.stages._vad import to_16_bit
 from audioflow.stages.base import run_stages
 from audioflow.stages.decode import Decode
 from audioflow.stages.vad import DetectSpeech, SpeechDetector
@@ -20,6 +21,7 @@ pytestmark = pytest.mark.anyio
 
 RATE = 16_000
 SPEECH = Path(__file__).parent.parent / "data" / "speech_en_16k.flac"
+SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sample.flac"
 
 
 def _chunks(x: np.ndarray, seconds: float, start: float = 0.0) -> list[AudioChunk]:
@@ -71,9 +73,10 @@ async def test_segments_are_on_the_original_timeline_and_carry_their_audio() -> 
     origin = 100.0
     segments = await run_stages(_chunks(x, 1.7, start=origin), DetectSpeech(padding=0.1))
     _assert_matches(segments, [(a + origin, b + origin) for a, b in spans], pad=0.1, slack=0.06)
+    on_grid = to_16_bit(x.astype(np.float32))  # the levels Whisper's loaders give
     for segment in segments:
         a = round((segment.start - origin) * RATE)
-        assert np.array_equal(segment.samples, x[a : a + len(segment.samples)])
+        assert np.array_equal(segment.samples, on_grid[a : a + len(segment.samples)])
         assert len(segment.samples) == round((segment.end - segment.start) * RATE)
 
 
@@ -235,3 +238,50 @@ def test_energy_floor_matches_the_frame_by_frame_definition() -> None:
     want = _energy_reference(levels, EnergyVad())
     np.testing.assert_allclose(got, want, atol=1e-6)
     assert 0.05 < float(np.mean(got > 0.5)) < 0.95  # both speech and non-speech frames
+
+
+def test_audio_is_put_on_the_16_bit_grid_as_ffmpeg_converts_float_to_s16() -> None:
+    x = np.array([0.0, 0.3, -0.3, 1 / 65536, 3 / 65536, 0.99999, 1.5, -1.0, -2.0], np.float32)
+    got = to_16_bit(x)
+    assert got.dtype == np.float32 and got is not x
+    levels = got * 32768
+    assert np.array_equal(levels, np.round(levels))  # every sample on a level
+    # Half a step rounds to even (lrintf), overs clip to the highest level.
+    assert levels.tolist() == [0, 9830, -9830, 0, 2, 32767, 32767, -32768, -32768]
+    assert np.abs(got[:5] - x[:5]).max() <= 0.5 / 32768  # at most half a step away
+
+
+async def test_segments_of_a_compressed_file_are_faster_whispers_to_the_sample(
+    tmp_path: Path,
+) -> None:
+    # Decode + Silero + faster-whisper's batched settings: the same segments as
+    # faster-whisper's own decode_audio + get_speech_timestamps, to the sample. MP3
+    # decodes to float, off the 16-bit grid faster-whisper's decoder puts it on.
+    pytest.importorskip("onnxruntime")
+    fw_audio = pytest.importorskip("faster_whisper.audio")
+    fw_vad = pytest.importorskip("faster_whisper.vad")
+    from audioflow.testing.media import AudioTrack, write_media
+    from audioflow.transcribers.whisper import WhisperTranscriber
+    from support.speech import decode_16k
+
+    mp3 = tmp_path / "speech.mp3"
+    write_media(mp3, AudioTrack(decode_16k(SAMPLE), RATE))
+    expected = [
+        (t["start"], t["end"])
+        for t in fw_vad.get_speech_timestamps(
+            fw_audio.decode_audio(str(mp3), sampling_rate=RATE),
+            fw_vad.VadOptions(max_speech_duration_s=30, min_silence_duration_ms=160),
+        )
+    ]
+    r = WhisperTranscriber.speech_rules
+    stage = DetectSpeech(
+        "silero",
+        threshold=r.threshold,
+        min_speech=r.min_speech,
+        min_silence=r.min_silence,
+        padding=r.padding,
+        max_segment=r.max_segment,
+    )
+    segments = await run_stages([mp3], Decode(), stage)
+    assert len(expected) >= 3
+    assert [(round(s.start * RATE), round(s.end * RATE)) for s in segments] == expected

@@ -181,6 +181,51 @@ def test_padding_rounds_up_to_whole_frames() -> None:
     assert end == pytest.approx(34 * HOP)
 
 
+def test_padding_in_samples_is_exact_and_paddings_meet_at_the_samples_midpoint() -> None:
+    # Silero's frames are 512 samples; 0.1 s of padding is 1,600 samples (3.125 frames).
+    rules = SegmentRules(min_speech=0.0, min_silence=0.3, padding=0.1, max_segment=None)
+    hop = 512 / 16_000
+    builder = SegmentBuilder(rules, hop, frame_samples=512)
+    track = [0.0] * 20 + [1.0] * 10 + [0.0] * 5 + [1.0] * 10 + [0.0] * 5
+    track += [0.0] * 20 + [1.0] * 10 + [0.0] * 20
+    spans = builder.feed(track) + builder.finish()
+    # Speech at frames 20-30 and 35-45 is one run (the 5-frame pause is below
+    # min_silence); the next at 70-80. Padding 1,600 samples at each real end.
+    assert spans == [
+        Span(20 * 512 - 1600, 45 * 512 + 1600, 20 * 512, 45 * 512),
+        Span(70 * 512 - 1600, 80 * 512 + 1600, 70 * 512, 80 * 512),
+    ]
+    # Paddings that would overlap meet in the middle of the pause, to the sample: a
+    # 15-frame (7,680-sample) pause with 0.4 s (6,400 samples) each side.
+    rules = SegmentRules(min_speech=0.0, min_silence=0.3, padding=0.4, max_segment=None)
+    builder = SegmentBuilder(rules, hop, frame_samples=512)
+    track = [0.0] * 20 + [1.0] * 10 + [0.0] * 15 + [1.0] * 10 + [0.0] * 30
+    first, second = builder.feed(track) + builder.finish()
+    assert first.end == second.start == 30 * 512 + 15 * 512 // 2
+    assert first.start == 20 * 512 - 6400 and second.end == 55 * 512 + 6400
+
+
+@given(track=prob_tracks(), rules=rules_strategy)
+def test_in_samples_a_whole_number_of_frames_of_padding_gives_the_frame_spans(
+    track: list[float], rules: SegmentRules
+) -> None:
+    # 0.06 s at a 0.03 s hop is 2 frames: both modes pad alike, one counts in samples.
+    if rules.padding not in (0.0, 0.06):
+        rules = SegmentRules(
+            threshold=rules.threshold,
+            min_speech=rules.min_speech,
+            min_silence=rules.min_silence,
+            padding=0.06,
+            max_segment=rules.max_segment,
+        )
+    frames = SegmentBuilder(rules, HOP)
+    samples = SegmentBuilder(rules, HOP, frame_samples=480)
+    energy = _energy(track, 3)
+    in_frames = frames.feed(track, energy) + frames.finish()
+    in_samples = samples.feed(track, energy) + samples.finish()
+    assert [Span(*(v * 480 for v in s)) for s in in_frames] == in_samples
+
+
 def test_silero_segments_match_faster_whispers_on_recorded_speech() -> None:
     # The same model, the same probabilities, the same rules: the same speech. Where two
     # paddings meet, faster-whisper splits the pause to the sample and the builder to

@@ -34,8 +34,7 @@ class DetectSpeech:
             ``threshold - 0.15`` and only a frame at ``threshold`` or above ends it.
         min_speech: drop speech shorter than this (seconds).
         min_silence: speech ends at a pause longer than this (seconds).
-        padding: seconds added before and after each segment (rounded up to whole
-            frames of the backend).
+        padding: seconds added before and after each segment (to the sample).
         max_segment: longest segment (padding included); longer speech is split at its
             quietest point. ``None`` never splits.
         neg_threshold: where a pause starts (default ``threshold - 0.15``).
@@ -44,10 +43,11 @@ class DetectSpeech:
         MissingDependencyError: the backend's package is not installed (raised here,
             not mid-job).
 
-    One instance serves one stream at a time (backends are stateful). A segment within
-    one chunk holds a view of that chunk's samples, not a copy: whoever keeps many
-    segments of a long file (rather than transcribing them as they come) should keep
-    ``segment.samples.copy()`` so the chunks can be freed.
+    One instance serves one stream at a time (backends are stateful). Segments hold the
+    audio rounded to 16-bit levels (as Whisper's loaders give it; see ``stages/_vad.py``).
+    A segment within one chunk holds a view of the detector's copy of that chunk:
+    whoever keeps many segments of a long file (rather than transcribing them as they
+    come) should keep ``segment.samples.copy()`` so the chunks can be freed.
     """
 
     name = "vad"

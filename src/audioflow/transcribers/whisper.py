@@ -143,15 +143,17 @@ class WhisperTranscriber:
     name = "whisper"
     max_window = 30.0
     #: Speech segments are packed back to back: with ``speech_rules``' padding, each
-    #: pause of the recording is kept as it was up to 0.83 s (two paddings), so a
-    #: window is the recording itself with its long pauses shortened. With the former
-    #: settings (0.5 s pauses, 0.2 s padding, half a second of digital silence between
-    #: segments) the evaluation set (bench/evalset.py) had 83 word errors in 2,492, with these
-    #: 74 (faster-whisper batched: 76).
+    #: pause of the recording is kept as it was up to 0.8 s (two paddings), so a
+    #: window is the recording itself with its long pauses shortened, as the batched
+    #: pipeline packs them. With the former settings (0.5 s pauses, 0.2 s padding, half
+    #: a second of digital silence between segments) the evaluation set
+    #: (bench/evalset.py) had 83 word errors in 2,492, faster-whisper batched 76.
     pack_gap = 0.0
     #: How the pipeline finds the speech it sends: faster-whisper's batched pipeline's
     #: Silero settings (pauses over 160 ms split speech, 0.4 s of context each side,
-    #: no minimum length); see docs/pipeline.md for the measurements.
+    #: no minimum length). With them, every file of the evaluation set gives the
+    #: batched pipeline's windows to the sample, and so its words; see
+    #: docs/pipeline.md.
     speech_rules = SegmentRules(min_speech=0.0, min_silence=0.16, padding=0.4)
     #: The speech detector the pipeline uses by default: Silero, as faster-whisper
     #: (which installs its model and onnxruntime).

@@ -10,16 +10,18 @@ Rules, in frames of the backend's hop:
   begins that lasts longer than ``min_silence``. A pause begins at a frame below
   ``neg_threshold`` and only a frame ≥ ``threshold`` ends it (hysteresis: frames in
   between neither start speech nor interrupt a pause). These are the rules of Silero
-  VAD's own ``get_speech_timestamps`` (and faster-whisper's copy); with them the
-  segments of a recording match faster-whisper's, to half a frame where two paddings
-  meet;
+  VAD's own ``get_speech_timestamps`` (and faster-whisper's copy);
 * speech shorter than ``min_speech`` is dropped;
 * speech longer than ``max_segment - 2 * padding`` is split at its quietest frame
   (lowest energy) in the second half of the allowed length, so every piece, padded,
   fits a transcriber window; pieces of a split are not padded where they meet;
-* ``padding`` (rounded up to whole frames) is added at both real ends; where the
-  padding of two neighbours would overlap they meet in the middle of the gap between
-  them.
+* ``padding`` is added at both real ends; where the padding of two neighbours would
+  overlap they meet in the middle of the gap between them. In frames it is rounded up
+  to whole frames; a builder given ``frame_samples`` works to the sample instead, as
+  Silero's own code does (0.4 s is 6,400 samples, 12.5 of its 512-sample frames).
+  Given the same probabilities, such a builder's segments are faster-whisper's to the
+  sample, except where speech runs longer than ``max_segment`` (faster-whisper cuts
+  it at its last pause over 98 ms, or where it reaches the limit).
 """
 
 from __future__ import annotations
@@ -65,8 +67,9 @@ class SegmentRules:
 
 
 class Span(NamedTuple):
-    """A finished segment in frames: ``start``/``end`` padded (half-open), and the
-    detected speech inside the padding (``speech_start``/``speech_end``)."""
+    """A finished segment: ``start``/``end`` padded (half-open), and the detected speech
+    inside the padding (``speech_start``/``speech_end``); in frames, or in samples from
+    a builder given ``frame_samples``."""
 
     start: int
     end: int
@@ -79,17 +82,24 @@ class SegmentBuilder:
 
     :meth:`feed` takes the next probabilities (and frame energies, used to pick split
     points) and returns finished :class:`Span` s; :meth:`finish` returns the rest.
-    Spans are half-open in frames; multiply by ``hop`` for seconds.
+    Spans are half-open in frames (multiply by ``hop`` for seconds), or, given
+    ``frame_samples`` (the samples in a frame), in samples with the padding exact to
+    the sample.
     """
 
-    def __init__(self, rules: SegmentRules, hop: float) -> None:
+    def __init__(self, rules: SegmentRules, hop: float, *, frame_samples: int | None = None):
         self.rules = rules
         self.hop = hop
         self._min_speech = round(rules.min_speech / hop)
         self._min_silence = max(1, round(rules.min_silence / hop))
-        # Padding rounds up to whole frames: never less context than asked for (0.4 s
-        # at Silero's 32 ms is 13 frames, 0.416 s).
-        self._pad = math.ceil(rules.padding / hop - 1e-9)
+        # Positions (spans, padding) are in units of 1/_unit frame.
+        self._unit = frame_samples or 1
+        if frame_samples:
+            self._pad = round(rules.padding * frame_samples / hop)
+        else:
+            # Whole frames, rounded up: never less context than asked for (0.4 s at
+            # Silero's 32 ms is 13 frames, 0.416 s).
+            self._pad = math.ceil(rules.padding / hop - 1e-9)
         self._max_raw = (
             None
             if rules.max_segment is None
@@ -101,14 +111,15 @@ class SegmentBuilder:
         self._silence: int | None = None  # first frame of the current low run
         self._energy: list[float] = []  # energies of the open run (split candidates)
         # A finished raw span whose end padding waits for the next start:
-        # (start, end, padded_start, end_is_split)
+        # (start, end in frames, padded_start in units, end_is_split)
         self._held: tuple[int, int, int, bool] | None = None
         self._open_padded_start = 0
 
     @property
     def pending_from(self) -> int:
-        """The first frame a future span can still cover (audio before it is done)."""
-        candidates = [self.frames - self._pad]
+        """The first position (frame, or sample) a future span can still cover (audio
+        before it is done)."""
+        candidates = [self.frames * self._unit - self._pad]
         if self._held is not None:
             candidates.append(self._held[2])
         if self._start is not None:
@@ -144,7 +155,10 @@ class SegmentBuilder:
                     if i + 1 - self._start >= self._max_raw:
                         self._split(out)
             self.frames = i + 1
-            if self._held is not None and self.frames >= self._held[1] + 2 * self._pad:
+            if (
+                self._held is not None
+                and (self.frames - self._held[1]) * self._unit >= 2 * self._pad
+            ):
                 out.append(self._emit_held(None))
         return out
 
@@ -163,7 +177,7 @@ class SegmentBuilder:
     def _begin(self, i: int, *, split: bool, out: list[Span]) -> None:
         self._start, self._start_split, self._silence = i, split, None
         self._energy = []
-        padded = i if split else max(0, i - self._pad)
+        padded = i * self._unit if split else max(0, i * self._unit - self._pad)
         if self._held is not None:
             out.append(self._emit_held(i))
             padded = max(padded, out[-1][1])
@@ -185,14 +199,18 @@ class SegmentBuilder:
 
     def _emit_held(self, next_start: int | None) -> Span:
         assert self._held is not None
-        start, end, padded_start, end_split = self._held
+        frame_start, frame_end, padded_start, end_split = self._held
         self._held = None
+        u = self._unit
+        start, end = frame_start * u, frame_end * u
         if end_split:
             return Span(padded_start, end, start, end)
-        padded_end = min(end + self._pad, self.frames if next_start is None else end + self._pad)
-        if next_start is not None and padded_end > next_start - self._pad:
+        padded_end = end + self._pad
+        if next_start is None:
+            padded_end = min(padded_end, self.frames * u)
+        elif padded_end > next_start * u - self._pad:
             # Paddings would overlap: meet in the middle of the gap.
-            padded_end = min(padded_end, (end + next_start + 1) // 2)
+            padded_end = min(padded_end, (end + next_start * u + 1) // 2)
         return Span(padded_start, max(end, padded_end), start, end)
 
     def _split(self, out: list[Span]) -> None:
