@@ -1220,9 +1220,10 @@ def _limit_malloc_arenas() -> bool:
     not reused by another: the model, decoder and speech-detection threads of a long
     job fragment the heap. On a 2-hour file the command peaked at 1042 MiB with glibc's
     default against about 870 MiB on a 5-minute one; with two model calls at once
-    (``WhisperTranscriber(num_workers=2)``) two arenas peaked at 1068-1162 MiB and one
-    at 981-992 MiB, with no speed lost outside the noise (docs/pipeline.md). An
-    operator's own ``MALLOC_ARENA_MAX`` is left alone. Returns whether it was set.
+    (``WhisperTranscriber(num_workers=2)``, the default then) two arenas peaked at
+    1068-1162 MiB and one at 981-992 MiB, with no speed lost outside the noise
+    (docs/pipeline.md). An operator's own ``MALLOC_ARENA_MAX`` is left alone. Returns
+    whether it was set.
     """
     if "MALLOC_ARENA_MAX" in os.environ or not sys.platform.startswith("linux"):
         return False

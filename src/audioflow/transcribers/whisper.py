@@ -49,12 +49,8 @@ _GAP = 3.0
 
 
 def _default_threads() -> int:
-    """One thread per core this process may use, at most 4, for every worker.
-
-    Workers are not given a share each: a call spends part of its time on one core
-    (features, word alignment, the decoder's small steps), and a second call with all
-    the threads fills the cores the first leaves idle.
-    """
+    """One thread per core this process may use, at most 4, for every worker (a
+    worker alone, the default, then has every core)."""
     if "OMP_NUM_THREADS" in os.environ:
         return 0  # the operator's choice; CTranslate2 reads it when given 0
     try:
@@ -91,21 +87,23 @@ class WhisperTranscriber:
             ``OMP_NUM_THREADS`` set, CTranslate2 takes that instead). ``0``: CTranslate2's
             own default, 4 threads however many cores there are (two per core on a
             2-core machine).
-        num_workers: model calls that may run at once; also the default limiter size.
-            The default 2 keeps the cores busy: part of a call runs on one core
-            (features, word alignment, the beam search's small steps), and the other
-            call fills the rest.
+        num_workers: model calls that may run at once (CTranslate2 replicas of the
+            model, each with its own ``cpu_threads``); also the default limiter size.
+            The default 1 is the fastest measured on a CPU: with 2, the encoder pass
+            and the beam search of one call ran on different replicas' threads, and
+            the beam search's two threads often shared one core while the other
+            idled, 4x slower (docs/pipeline.md). Raise it for a GPU, or for a machine
+            with cores to spare for several calls.
         max_batch: most windows one :meth:`transcribe` call takes (one batch); the
             decoder takes them together. The beam search's memory grows with it, while
             a CPU gains little speed beyond a few windows (the command's whole process
-            on a 5-minute file, two calls at once: 0.68 GB with 3; with 4 and the
-            encoder passes taking turns, 0.79-0.84 GB; one call at a time with 8,
-            1.02-1.06 GB); on a GPU raise it.
+            on a 5-minute file, one call at a time: 469 MiB with 3, 556 MiB with 4,
+            637 MiB with 6, at the same speed); on a GPU raise it.
         encode_batch: most windows one encoder pass takes; a larger batch is encoded
             that many at a time and then decoded together. The encoder's attention
-            holds about 72 MB per window while it runs; with the default two calls
-            two passes of one window may run at once. On a GPU the whole batch is
-            encoded at once.
+            holds about 72 MB per window while it runs (on a 5-minute file, 3 windows
+            a pass peaked at 656 MiB against 469 MiB with 1, at the same speed). On a
+            GPU the whole batch is encoded at once.
         beam_size: beam width of the decoder (faster-whisper's default is 5).
         beam_below: ``None`` (default): every window is decoded with the beam, as
             faster-whisper does. A number: each window is decoded greedily first, and
@@ -167,7 +165,7 @@ class WhisperTranscriber:
         device: str = "cpu",
         compute_type: str = "int8",
         cpu_threads: int | None = None,
-        num_workers: int = 2,
+        num_workers: int = 1,
         max_batch: int = 3,
         encode_batch: int = 1,
         beam_size: int = 5,
