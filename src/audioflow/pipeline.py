@@ -51,6 +51,11 @@ Source = str | os.PathLike[str]
 
 _current_job: ContextVar[str | None] = ContextVar("audioflow_current_job", default=None)
 
+#: In every checkpoint key; raised when the same settings cut other windows than before,
+#: so a job resumed after an upgrade does not map old windows onto new ones. 2: speech
+#: padded to the sample and cut from 16-bit levels (it was whole frames, float).
+_WINDOWS_VERSION = 2
+
 
 def current_job_id() -> str | None:
     """The id of the job whose stages call this (a transcriber, a log filter), else None."""
@@ -305,8 +310,9 @@ class Pipeline:
         # A transcriber's optional ``fingerprint``: its model and decoding settings.
         output = getattr(self.transcriber, "fingerprint", None)
         settings = (
-            f"{self.transcriber.name}|{self.transcriber.max_window}|{gap}|{self.vad}|"
-            f"{self.speech_rules}|{self.chunk_seconds}" + ("" if output is None else f"|{output}")
+            f"{_WINDOWS_VERSION}|{self.transcriber.name}|{self.transcriber.max_window}|{gap}|"
+            f"{self.vad}|{self.speech_rules}|{self.chunk_seconds}"
+            + ("" if output is None else f"|{output}")
         )
         return hashlib.sha256(f"{identity}|{settings}".encode()).hexdigest()[:32]
 

@@ -147,6 +147,36 @@ async def test_cancelled_run_is_marked_cancelled_and_resumes_without_repeating_w
     assert job is not None and job.status is JobStatus.COMPLETED
 
 
+async def test_a_checkpoint_cut_another_way_is_not_reused(
+    store: JobStore,
+    burst_file: tuple[Path, list[tuple[int, float, float]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Windows kept under an earlier way of cutting them (an upgrade between the run and
+    # its resume) would be mapped onto other windows: the resume transcribes afresh.
+    import audioflow.pipeline
+
+    path, plan = burst_file
+    monkeypatch.setattr(audioflow.pipeline, "_WINDOWS_VERSION", 1)
+    gate = _Gate(allow=2)
+    pipeline = Pipeline(gate, store=store, concurrency=1)
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(functools.partial(pipeline.run, path, job_id="resume-v1"))
+            await gate.reached.wait()
+            tg.cancel_scope.cancel()
+    job = await store.get("resume-v1")
+    assert job is not None and job.checkpoint is not None
+    assert [w.index for w in job.checkpoint.windows] == [0, 1]
+
+    monkeypatch.setattr(audioflow.pipeline, "_WINDOWS_VERSION", 2)
+    second = BurstTranscriber(max_window=2.0, max_batch=1)
+    resumed = await Pipeline(second, store=store, concurrency=1).run(path, job_id="resume-v1")
+    assert second.seen[:2] == [0, 1]  # the kept windows were transcribed again
+    assert second.seen == list(range(len(second.seen)))
+    assert_words_at(resumed.transcript, plan)
+
+
 async def test_progress_shows_the_furthest_stage_and_counts_windows_as_answered(
     store: JobStore, tmp_path: Path
 ) -> None:

@@ -87,7 +87,9 @@ class SegmentBuilder:
     the sample.
     """
 
-    def __init__(self, rules: SegmentRules, hop: float, *, frame_samples: int | None = None):
+    def __init__(
+        self, rules: SegmentRules, hop: float, *, frame_samples: int | None = None
+    ) -> None:
         self.rules = rules
         self.hop = hop
         self._min_speech = round(rules.min_speech / hop)
